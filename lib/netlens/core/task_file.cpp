@@ -1,0 +1,134 @@
+#include "netlens/core/task_file.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "netlens/core/errors.h"
+#include "netlens/core/strings.h"
+
+namespace netlens {
+namespace {
+
+// A plain YAML scalar as the JSON value a reader expects: null, bool, integer, number, string.
+// Quoted scalars (tag "!") always stay strings.
+Json ScalarToJson(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;
+  if (s == "~" || s == "null" || s == "Null" || s == "NULL" || s.empty()) return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  char* end = nullptr;
+  errno = 0;
+  const long long i = std::strtoll(s.c_str(), &end, 10);
+  if (end == s.c_str() + s.size() && errno == 0) return static_cast<int64_t>(i);
+  const double d = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() + s.size() && std::isfinite(d)) return d;
+  return s;
+}
+
+std::string Mark(const std::string& name, const YAML::Mark& mark) {
+  return name + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+Json NodeToJson(const YAML::Node& node, const std::string& path, const std::string& name,
+                std::map<std::string, std::string>& locations) {
+  locations[path] = Mark(name, node.Mark());
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return ScalarToJson(node);
+    case YAML::NodeType::Sequence: {
+      Json arr = Json::array();
+      for (size_t i = 0; i < node.size(); ++i)
+        arr.push_back(NodeToJson(node[i], path + "[" + std::to_string(i) + "]", name, locations));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      Json obj = Json::object();
+      for (const auto& kv : node) {
+        const std::string key = kv.first.Scalar();
+        const std::string child = path.empty() ? key : path + "." + key;
+        if (obj.contains(key))
+          throw UsageError(Mark(name, kv.first.Mark()) + ": duplicate key " + Quote(key));
+        obj[key] = NodeToJson(kv.second, child, name, locations);
+        locations[child] = Mark(name, kv.first.Mark());
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+// Line and column of a byte offset, for nlohmann's JSON syntax errors.
+std::string LineColumn(const std::string& text, size_t offset) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
+}  // namespace
+
+std::string TaskDocument::Locate(const std::string& key_path) const {
+  auto it = locations.find(key_path);
+  return it == locations.end() ? "" : it->second;
+}
+
+Locator TaskDocument::MakeLocator() const {
+  return [this](const std::string& p) { return Locate(p); };
+}
+
+TaskDocument ParseTaskText(const std::string& text, const std::string& name) {
+  TaskDocument doc;
+  doc.path = name;
+  const bool is_json = ToLower(name).size() >= 5 &&
+                       ToLower(name).compare(name.size() - 5, 5, ".json") == 0;
+  if (is_json) {
+    try {
+      doc.root = Json::parse(text);
+    } catch (const Json::parse_error& e) {
+      throw UsageError(name + ":" + LineColumn(text, e.byte > 0 ? e.byte - 1 : 0) +
+                       ": invalid JSON: " + e.what());
+    }
+  }
+  try {
+    // YAML is a superset of JSON, so JSON files are read a second time for key positions.
+    const YAML::Node node = YAML::Load(text);
+    Json from_yaml = NodeToJson(node, "", name, doc.locations);
+    if (!is_json) doc.root = std::move(from_yaml);
+  } catch (const YAML::Exception& e) {
+    if (!is_json)
+      throw UsageError(Mark(name, e.mark) + ": invalid YAML: " + e.msg);
+    doc.locations.clear();  // valid JSON that yaml-cpp does not read: no positions, same values
+  }
+  return doc;
+}
+
+TaskDocument LoadTaskFile(const std::string& path) {
+  const std::string lower = ToLower(path);
+  auto ends_with = [&](const std::string& ext) {
+    return lower.size() >= ext.size() && lower.compare(lower.size() - ext.size(), ext.size(), ext) == 0;
+  };
+  if (!ends_with(".json") && !ends_with(".yaml") && !ends_with(".yml"))
+    throw UsageError("task file " + Quote(path) + ": unknown extension; use .json, .yaml or .yml");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("task file " + Quote(path) + " not found or not readable");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseTaskText(buffer.str(), path);
+}
+
+}  // namespace netlens

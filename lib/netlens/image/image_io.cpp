@@ -1,0 +1,132 @@
+#include "netlens/image/image_io.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "netlens/core/errors.h"
+#include "netlens/core/log.h"
+#include "netlens/core/strings.h"
+
+namespace netlens {
+
+ResizePolicy ParseResizePolicy(const std::string& name) {
+  if (name == "crop") return ResizePolicy::kCrop;
+  if (name == "fit") return ResizePolicy::kFit;
+  if (name == "none") return ResizePolicy::kNone;
+  throw UsageError("resize " + Quote(name) + ": use crop, fit or none");
+}
+
+cv::Mat ReadImage(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw UsageError("image " + Quote(path) + " not found");
+  if (!std::filesystem::is_regular_file(path))
+    throw UsageError("image " + Quote(path) + " is not a file");
+  cv::Mat image = cv::imread(path, cv::IMREAD_UNCHANGED);
+  if (image.empty())
+    throw UsageError("image " + Quote(path) +
+                     " cannot be decoded (corrupt, or not PNG/JPEG/BMP/WebP/TIFF)");
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (image.depth() != CV_8U) {
+    double scale = image.depth() == CV_16U ? 1.0 / 257.0 : 1.0;
+    if (image.depth() == CV_32F || image.depth() == CV_64F) scale = 255.0;
+    image.convertTo(image, CV_8U, scale);
+    Log().info("image {}: converted {}-bit samples to 8-bit", name,
+               image.depth() == CV_16U ? 16 : 32);
+  }
+  if (image.channels() == 1) {
+    cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
+    Log().info("image {}: grayscale converted to 3 channels", name);
+  } else if (image.channels() == 4) {
+    cv::Mat bgr, alpha;
+    std::vector<cv::Mat> planes;
+    cv::split(image, planes);
+    planes[3].convertTo(alpha, CV_32F, 1.0 / 255.0);
+    cv::merge(std::vector<cv::Mat>{planes[0], planes[1], planes[2]}, bgr);
+    cv::Mat bgr_f, alpha3;
+    bgr.convertTo(bgr_f, CV_32FC3);
+    cv::merge(std::vector<cv::Mat>{alpha, alpha, alpha}, alpha3);
+    cv::Mat white(bgr_f.size(), CV_32FC3, cv::Scalar(255, 255, 255));
+    cv::Mat out = bgr_f.mul(alpha3) + white.mul(cv::Scalar(1, 1, 1) - alpha3);
+    out.convertTo(image, CV_8UC3);
+    Log().info("image {}: RGBA composited on white to 3 channels", name);
+  } else if (image.channels() != 3) {
+    throw UsageError("image " + Quote(path) + " has " + std::to_string(image.channels()) +
+                     " channels; netlens reads 1, 3 or 4");
+  }
+  return image;
+}
+
+namespace {
+
+cv::Mat ResizeTo(const cv::Mat& image, int width, int height) {
+  const bool shrink = width < image.cols || height < image.rows;
+  cv::Mat out;
+  // INTER_AREA when shrinking is close to PIL's antialiased bilinear that torchvision uses.
+  cv::resize(image, out, cv::Size(width, height), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor ImageToTensor(const cv::Mat& bgr, const ModelMetadata& meta, torch::Device device,
+                            torch::ScalarType dtype) {
+  cv::Mat converted;
+  if (meta.channel_order == "gray" || meta.channels == 1) {
+    cv::cvtColor(bgr, converted, cv::COLOR_BGR2GRAY);
+  } else if (meta.channel_order == "bgr") {
+    converted = bgr;
+  } else {
+    cv::cvtColor(bgr, converted, cv::COLOR_BGR2RGB);
+  }
+  converted = converted.isContinuous() ? converted : converted.clone();
+  const int channels = converted.channels();
+  torch::Tensor t = torch::from_blob(converted.data, {converted.rows, converted.cols, channels},
+                                     torch::kUInt8)
+                        .permute({2, 0, 1})
+                        .to(torch::kFloat64)
+                        .div(255.0);
+  auto mean = torch::tensor(meta.mean, torch::kFloat64).view({channels, 1, 1});
+  auto stdv = torch::tensor(meta.std, torch::kFloat64).view({channels, 1, 1});
+  t = ((t - mean) / stdv).unsqueeze(0).contiguous();
+  return t.to(device, dtype);
+}
+
+InputImage PrepareInput(const cv::Mat& bgr, const std::string& name, const Model& model,
+                        ResizePolicy policy) {
+  const ModelMetadata& meta = model.meta();
+  InputImage input;
+  input.path = name;
+  input.original = bgr;
+  const int H = static_cast<int>(meta.height), W = static_cast<int>(meta.width);
+  if (policy == ResizePolicy::kNone || (bgr.rows == H && bgr.cols == W)) {
+    input.display = bgr;
+  } else if (policy == ResizePolicy::kFit) {
+    input.display = ResizeTo(bgr, W, H);
+    Log().info("image {}: resized {}x{} -> {}x{} (fit)", name, bgr.cols, bgr.rows, W, H);
+  } else {
+    // Shorter side to size / crop_pct (longer side floored, as torchvision), then centre crop.
+    const double target = std::floor(std::min(H, W) / meta.crop_pct + 1e-9);
+    const double scale = target / std::min(bgr.rows, bgr.cols);
+    const int rw = bgr.cols <= bgr.rows ? static_cast<int>(target)
+                                        : static_cast<int>(std::floor(bgr.cols * scale));
+    const int rh = bgr.rows < bgr.cols ? static_cast<int>(target)
+                                       : static_cast<int>(std::floor(bgr.rows * scale));
+    cv::Mat resized = ResizeTo(bgr, std::max(rw, W), std::max(rh, H));
+    const int top = static_cast<int>(std::nearbyint((resized.rows - H) / 2.0));
+    const int left = static_cast<int>(std::nearbyint((resized.cols - W) / 2.0));
+    input.display = resized(cv::Rect(left, top, W, H)).clone();
+    Log().info("image {}: resized {}x{} -> {}x{}, centre crop {}x{} (crop_pct {})", name,
+               bgr.cols, bgr.rows, resized.cols, resized.rows, W, H, meta.crop_pct);
+  }
+  if (meta.channels == 1) Log().info("image {}: converted to grayscale for a 1-channel model", name);
+  input.tensor = ImageToTensor(input.display, meta, model.device(), model.dtype());
+  return input;
+}
+
+InputImage PrepareInput(const std::string& path, const Model& model, ResizePolicy policy) {
+  return PrepareInput(ReadImage(path), path, model, policy);
+}
+
+}  // namespace netlens

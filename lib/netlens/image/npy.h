@@ -1,0 +1,18 @@
+// The NumPy .npy format (version 1.0): what netlens writes every raw result as, so that
+// `numpy.load` reads it directly.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace netlens {
+
+// The bytes of a .npy file holding `tensor` as little-endian float32, C order, its own shape.
+std::string NpyBytes(const torch::Tensor& tensor);
+
+// Parses .npy bytes written by NpyBytes (float32 or float64, little-endian, C order); for tests
+// and for reading baselines. Throws UsageError on anything else.
+torch::Tensor ParseNpy(const std::string& bytes);
+
+}  // namespace netlens

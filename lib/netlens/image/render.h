@@ -1,0 +1,35 @@
+// Turning raw attribution tensors into pictures. All functions take CPU or CUDA tensors of any
+// floating dtype and return 8-bit BGR images (cv::Mat) at the tensor's spatial size unless said.
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+namespace netlens {
+
+// Captum's outlier clipping for visualization: the threshold at which the cumulative sum of the
+// sorted |values| reaches (100 - outlier_percent)% of their total. Captum's default is 2.
+// Returns a positive number (1 when the map is all zeros).
+double CumulativeThreshold(const torch::Tensor& values, double outlier_percent);
+
+// Map values to [0, 1]: |x| / threshold, clipped (`map` of any shape).
+torch::Tensor NormalizeAbs(const torch::Tensor& map, double outlier_percent);
+// Map values to [-1, 1]: x / threshold(|x|), clipped.
+torch::Tensor NormalizeSigned(const torch::Tensor& map, double outlier_percent);
+// (x - min) / (max - min), or zeros for a constant map.
+torch::Tensor MinMax(const torch::Tensor& map);
+
+// H x W in [0, 1] -> 8-bit gray, 3 channels.
+cv::Mat GrayImage(const torch::Tensor& map01);
+// H x W in [0, 1] -> JET heat map.
+cv::Mat HeatImage(const torch::Tensor& map01);
+// H x W in [-1, 1] -> diverging blue (negative) / white (0) / red (positive).
+cv::Mat DivergingImage(const torch::Tensor& map11);
+// C x H x W in [0, 1] -> colour image (C = 3 in RGB order, or C = 1).
+cv::Mat ColorImage(const torch::Tensor& chw01);
+// Blend a heat map onto a picture of the same size: alpha * heat + (1 - alpha) * base.
+cv::Mat Overlay(const cv::Mat& base_bgr, const cv::Mat& heat_bgr, double alpha = 0.5);
+// Bilinear or nearest resize of an h x w map to H x W.
+torch::Tensor ResizeMap(const torch::Tensor& map, int64_t height, int64_t width, bool nearest);
+
+}  // namespace netlens

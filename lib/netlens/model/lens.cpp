@@ -1,0 +1,348 @@
+#include "netlens/model/lens.h"
+
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <set>
+
+#include "netlens/core/errors.h"
+#include "netlens/core/log.h"
+#include "netlens/core/strings.h"
+
+namespace netlens {
+namespace {
+
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+namespace prim = c10::prim;
+namespace aten = c10::aten;
+
+// Calls `fn` on every node of `block` and its nested blocks, in program order.
+void ForEachNode(Block* block, const std::function<void(Node*)>& fn) {
+  for (Node* node : block->nodes()) {
+    fn(node);
+    for (Block* sub : node->blocks()) ForEachNode(sub, fn);
+  }
+}
+
+bool HasCalls(Graph& graph) {
+  bool found = false;
+  ForEachNode(graph.block(), [&](Node* n) {
+    found = found || n->kind() == prim::CallMethod || n->kind() == prim::CallFunction;
+  });
+  return found;
+}
+
+// Module paths of the instances a node was inlined from, outermost first:
+// {"features", "features.3"} for an op of features.3.
+std::vector<std::string> NodePaths(const Node* node) {
+  std::vector<std::string> paths;
+  auto stack = node->callstack();
+  if (!stack) return paths;
+  std::string prefix;
+  for (const auto& entry : (*stack)->vec()) {
+    const auto& info = std::get<2>(entry);
+    if (!info) continue;
+    prefix = prefix.empty() ? info->instance_name() : prefix + "." + info->instance_name();
+    paths.push_back(prefix);
+  }
+  return paths;
+}
+
+bool NodeInPath(const Node* node, const std::string& path) {
+  const auto paths = NodePaths(node);
+  return std::find(paths.begin(), paths.end(), path) != paths.end();
+}
+
+// Follows a chain of prim::GetAttr back to the graph's `self` and reads the attribute's value.
+c10::optional<c10::IValue> ReadAttribute(Value* value, Graph& graph,
+                                         const torch::jit::Module& module) {
+  std::vector<std::string> names;
+  while (value->node()->kind() == prim::GetAttr) {
+    names.push_back(value->node()->s(c10::attr::name));
+    value = value->node()->input(0);
+  }
+  if (value != graph.inputs().at(0)) return c10::nullopt;
+  c10::IValue current = module._ivalue();
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!current.isObject()) return c10::nullopt;
+    auto object = current.toObject();
+    if (!object->type()->hasAttribute(*it)) return c10::nullopt;
+    current = object->getAttr(*it);
+  }
+  return current;
+}
+
+// Replaces boolean, integer and None attributes read from `self` by constants, then lets
+// constant propagation remove the branches they decide (training, memory_efficient, ...).
+void FoldAttributes(std::shared_ptr<Graph>& graph, const torch::jit::Module& module) {
+  std::vector<Node*> getattrs;
+  ForEachNode(graph->block(), [&](Node* n) {
+    if (n->kind() == prim::GetAttr) getattrs.push_back(n);
+  });
+  for (Node* n : getattrs) {
+    const auto kind = n->output()->type()->kind();
+    if (kind != c10::TypeKind::BoolType && kind != c10::TypeKind::IntType) continue;
+    auto value = ReadAttribute(n->output(), *graph, module);
+    if (!value) continue;
+    torch::jit::WithInsertPoint guard(n);
+    n->output()->replaceAllUsesWith(graph->insertConstant(*value));
+  }
+  torch::jit::ConstantPropagation(graph);
+  torch::jit::EliminateDeadCode(graph);
+}
+
+struct RectifierForm {
+  double lo = 0;
+  double hi = std::numeric_limits<double>::infinity();
+  bool inplace = false;
+};
+
+// The clamp range of a ReLU-like node, or nullopt for any other node.
+c10::optional<RectifierForm> AsRectifier(Node* n) {
+  const std::string kind = n->kind().toQualString();
+  RectifierForm form;
+  if (kind == "aten::relu" || kind == "aten::relu_") {
+    form.inplace = kind == "aten::relu_";
+    return form;
+  }
+  if (kind == "aten::relu6" || kind == "aten::relu6_") {
+    form.hi = 6;
+    form.inplace = kind == "aten::relu6_";
+    return form;
+  }
+  if ((kind == "aten::hardtanh" || kind == "aten::hardtanh_") && n->inputs().size() == 3) {
+    auto lo = torch::jit::toIValue(n->input(1));
+    auto hi = torch::jit::toIValue(n->input(2));
+    if (!lo || !hi || !lo->isScalar() || !hi->isScalar()) return c10::nullopt;
+    if (lo->toScalar().toDouble() != 0.0) return c10::nullopt;
+    form.hi = hi->toScalar().toDouble();
+    form.inplace = kind == "aten::hardtanh_";
+    return form;
+  }
+  return c10::nullopt;
+}
+
+int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
+  std::vector<Node*> nodes;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (AsRectifier(n)) nodes.push_back(n);
+  });
+  if (dry_run) return static_cast<int64_t>(nodes.size());
+  const auto op = c10::Symbol::fromQualString(kRectifierOp);
+  for (Node* n : nodes) {
+    const RectifierForm form = *AsRectifier(n);
+    torch::jit::WithInsertPoint guard(n);
+    Value* x = n->input(0);
+    Value* out = graph.insert(op, {x, graph.insertConstant(form.lo), graph.insertConstant(form.hi),
+                                   graph.insertConstant(static_cast<int64_t>(rule))});
+    out->node()->copyMetadata(n);  // keep the call stack: the op still belongs to its module
+    n->output()->replaceAllUsesWith(out);
+    // An in-place relu_ also changed its input; later readers of the input see the result.
+    if (form.inplace) x->replaceAllUsesAfterNodeWith(n, out);
+    n->destroy();
+  }
+  return static_cast<int64_t>(nodes.size());
+}
+
+bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
+
+// For each module path: the last tensor value produced inside it that is used outside of it.
+std::map<std::string, Value*> FindLayerOutputs(Graph& graph, std::map<std::string, int64_t>* order) {
+  std::map<std::string, Value*> outputs;
+  int64_t index = 0;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (n->kind() == prim::Constant) return;
+    const auto paths = NodePaths(n);
+    for (const auto& path : paths) {
+      if (order && !order->count(path)) (*order)[path] = index;
+      for (Value* v : n->outputs()) {
+        if (!IsTensor(v)) continue;
+        for (const auto& use : v->uses()) {
+          if (!NodeInPath(use.user, path)) {
+            outputs[path] = v;
+            break;
+          }
+        }
+      }
+    }
+    ++index;
+  });
+  return outputs;
+}
+
+std::string RequestKey(const std::vector<std::string>& paths, BackwardRule rule) {
+  return std::to_string(static_cast<int>(rule)) + "|" + Join(paths, "|");
+}
+
+bool IsConvType(const std::string& type) {
+  return StartsWith(type, "Conv") && type.find("Transpose") == std::string::npos;
+}
+
+}  // namespace
+
+Lens::Lens(torch::jit::Module module) : module_(std::move(module)) {
+  EnsureRectifierOpRegistered();
+  base_graph_ = module_.get_method("forward").graph()->copy();
+  {
+    // Inlining takes each callee's "optimized" graph, which is itself inlined (with call stacks
+    // that name the nested module instances) only while the executor's optimization is on.
+    torch::jit::GraphOptimizerEnabledGuard optimize(true);
+    for (int i = 0; i < 16 && HasCalls(*base_graph_); ++i) torch::jit::Inline(*base_graph_);
+  }
+  // Run graphs as written: no fusion or autodiff subgraphs that would bypass the rectifier op or
+  // change float64 summation order.
+  torch::jit::setGraphExecutorOptimize(false);
+  FoldAttributes(base_graph_, module_);
+  rectifier_count_ = ReplaceRectifiers(*base_graph_, BackwardRule::kGuided, /*dry_run=*/true);
+
+  std::map<std::string, int64_t> order;
+  const auto outputs = FindLayerOutputs(*base_graph_, &order);
+  for (const auto& item : module_.named_modules()) {
+    if (item.name.empty()) continue;
+    LayerInfo info;
+    info.path = item.name;
+    const auto type_name = item.value.type()->name();
+    info.type = type_name ? type_name->name() : "?";
+    auto o = order.find(item.name);
+    if (o != order.end()) info.order = o->second;
+    auto out = outputs.find(item.name);
+    if (info.order < 0) {
+      info.why_not = "it runs no op in forward (e.g. nn.Identity or an unused module)";
+    } else if (out == outputs.end()) {
+      info.why_not = "it has no tensor output used outside it";
+    } else if (out->second->node()->owningBlock() != base_graph_->block()) {
+      info.why_not = "its output is computed inside control flow (prim::If/Loop)";
+    } else {
+      info.capturable = true;
+    }
+    layers_.push_back(std::move(info));
+  }
+  std::stable_sort(layers_.begin(), layers_.end(), [](const LayerInfo& a, const LayerInfo& b) {
+    if ((a.order < 0) != (b.order < 0)) return a.order >= 0;
+    return a.order < b.order;
+  });
+  for (size_t i = 0; i < layers_.size(); ++i) index_[layers_[i].path] = i;
+  Log().debug("lens: {} modules, {} rectifiers in the forward graph", layers_.size(),
+              rectifier_count_);
+}
+
+Lens::~Lens() = default;
+
+const LayerInfo& Lens::Info(const std::string& path) const {
+  auto it = index_.find(path);
+  if (it == index_.end()) throw InternalError("Lens::Info: unresolved layer " + Quote(path));
+  return layers_[it->second];
+}
+
+std::string Lens::Resolve(const std::string& name) const {
+  std::vector<std::string> convs;
+  for (const auto& l : layers_)
+    if (l.capturable && IsConvType(l.type)) convs.push_back(l.path);
+  std::string path = name;
+  if (name == "last-conv" || name == "conv-last") {
+    if (convs.empty()) throw UsageError("layer \"last-conv\": the model has no convolution");
+    path = convs.back();
+  } else if (StartsWith(name, "conv-")) {
+    const std::string digits = name.substr(5);
+    const bool numeric = !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
+    if (!numeric)
+      throw UsageError("layer " + Quote(name) + ": use conv-N with N a number from 0, or last-conv");
+    const size_t n = std::stoul(digits);
+    if (n >= convs.size())
+      throw UsageError("layer " + Quote(name) + ": the model has " + std::to_string(convs.size()) +
+                       " convolutions (conv-0 .. conv-" + std::to_string(convs.size() - 1) + ")");
+    path = convs[n];
+  }
+  auto it = index_.find(path);
+  if (it == index_.end()) {
+    std::vector<std::string> names;
+    for (const auto& l : layers_)
+      if (l.capturable) names.push_back(l.path);
+    std::string msg = "unknown layer " + Quote(name);
+    const std::string hint = DidYouMean(name, names);
+    if (!hint.empty()) msg += "; " + hint;
+    throw UsageError(msg + " (netlens inspect --model M lists all " + std::to_string(names.size()) +
+                     " layers; aliases: conv-N, last-conv)");
+  }
+  const LayerInfo& info = layers_[it->second];
+  if (!info.capturable)
+    throw UsageError("layer " + Quote(name) + " (" + info.type + ") cannot be captured: " +
+                     info.why_not);
+  if (path != name) Log().info("layer {} resolved to {} ({})", name, path, info.type);
+  return path;
+}
+
+std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
+                                                       BackwardRule rule) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string key = RequestKey(paths, rule);
+  auto cached = cache_.find(key);
+  if (cached != cache_.end()) return cached->second;
+
+  auto graph = base_graph_->copy();
+  const auto outputs = FindLayerOutputs(*graph, nullptr);
+  std::vector<Value*> returned{graph->outputs().at(0)};
+  std::map<Value*, Value*> tapped;
+  for (const auto& path : paths) {
+    auto it = outputs.find(path);
+    if (it == outputs.end() || !Info(path).capturable)
+      throw InternalError("Lens::Build: layer " + Quote(path) + " is not capturable");
+    Value* v = it->second;
+    if (!tapped.count(v)) {
+      // Later ops read a copy, so nothing downstream (an in-place add, relu_) changes `v`.
+      torch::jit::WithInsertPoint guard(v->node()->next());
+      Value* copy = graph->insert(aten::clone, {v});
+      v->replaceAllUsesAfterNodeWith(copy->node(), copy);
+      tapped[v] = copy;
+    }
+    returned.push_back(v);
+  }
+  if (rule != BackwardRule::kVanilla) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
+  {
+    torch::jit::WithInsertPoint guard(graph->return_node());
+    Node* tuple = graph->insertNode(graph->createTuple(returned));
+    graph->return_node()->replaceInput(0, tuple->output());
+  }
+  auto fn = std::make_shared<torch::jit::GraphFunction>("netlens_forward", graph, nullptr);
+  cache_[key] = fn;
+  Log().debug("lens: built graph for {} layer(s), rule {}", paths.size(), static_cast<int>(rule));
+  return fn;
+}
+
+Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
+                            BackwardRule rule) {
+  auto fn = Build(layer_paths, rule);
+  torch::jit::Stack stack{module_._ivalue(), input};
+  fn->run(stack);
+  const auto elements = stack.back().toTupleRef().elements();
+  Capture capture;
+  if (!elements[0].isTensor())
+    throw UsageError("the model's forward returns " + elements[0].tagKind() +
+                     ", not a tensor of logits");
+  capture.output = elements[0].toTensor();
+  for (size_t i = 1; i < elements.size(); ++i) capture.activations.push_back(elements[i].toTensor());
+  return capture;
+}
+
+void Lens::MeasureShapes(const torch::Tensor& probe) {
+  std::vector<std::string> paths;
+  for (const auto& l : layers_)
+    if (l.capturable) paths.push_back(l.path);
+  torch::NoGradGuard no_grad;
+  const Capture capture = Forward(probe, paths);
+  for (size_t i = 0; i < paths.size(); ++i)
+    layers_[index_[paths[i]]].shape = capture.activations[i].sizes().vec();
+}
+
+}  // namespace netlens

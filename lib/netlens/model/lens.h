@@ -1,0 +1,84 @@
+// The lens on any TorchScript model (see docs/architecture.md).
+//
+// At construction the model's forward graph is copied and fully inlined; after inlining, each
+// node's call stack names the module instances it came from ("layer4.1.conv2"), for traced and
+// scripted models alike. Boolean and integer attributes (training, memory_efficient) are folded
+// to constants so that control flow they guard disappears. For a request (a set of layers and a
+// backward rule) the lens then builds, once, and caches a rewritten graph that
+//   * returns the output of every requested layer next to the model output (downstream ops get a
+//     copy, so in-place ops after the layer cannot change what the lens returns), and
+//   * with the guided or deconvnet rule, has every relu, relu_, relu6 and hardtanh(0, max)
+//     replaced by netlens::rectifier with that backward rule.
+// One forward pass then yields all requested activations; one torch::autograd::grad call
+// yields the gradients at all of them and at the input.
+#pragma once
+
+#include <torch/script.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "netlens/model/rectifier_op.h"
+
+namespace torch::jit {
+struct Graph;
+struct GraphFunction;
+}  // namespace torch::jit
+
+namespace netlens {
+
+struct LayerInfo {
+  std::string path;            // module path as in print(model): "features.3", "layer4.1.conv2"
+  std::string type;            // last component of the module's class name: "Conv2d"
+  int64_t order = -1;          // forward order of the layer's first op; -1: no op in the graph
+  bool capturable = false;     // has one tensor output reachable at the graph's top level
+  std::string why_not;         // reason when not capturable
+  std::vector<int64_t> shape;  // output shape for the probe input (empty until measured)
+};
+
+class Lens {
+ public:
+  explicit Lens(torch::jit::Module module);
+  ~Lens();
+
+  // All modules of the model, capturable ones first in forward order, then the rest.
+  const std::vector<LayerInfo>& layers() const { return layers_; }
+  const LayerInfo& Info(const std::string& path) const;
+
+  // A layer name as a user writes it -> module path. Accepts module paths, "conv-N" (the N-th
+  // convolution in forward order, from 0), "last-conv" and "conv-last". Throws UsageError naming
+  // the closest valid names.
+  std::string Resolve(const std::string& name) const;
+
+  // Number of rectifiers (relu, relu_, relu6, hardtanh(0, x)) the guided rule replaces.
+  int64_t RectifierCount() const { return rectifier_count_; }
+
+  struct Capture {
+    torch::Tensor output;                     // the model's output
+    std::vector<torch::Tensor> activations;   // one per requested layer, in request order
+  };
+
+  // One forward pass capturing `layer_paths` (already resolved) under `rule`.
+  Capture Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
+                  BackwardRule rule = BackwardRule::kVanilla);
+
+  // Runs one no-grad forward on `probe` and records every capturable layer's output shape.
+  void MeasureShapes(const torch::Tensor& probe);
+
+ private:
+  std::shared_ptr<torch::jit::GraphFunction> Build(const std::vector<std::string>& paths,
+                                                   BackwardRule rule);
+
+  torch::jit::Module module_;
+  std::shared_ptr<torch::jit::Graph> base_graph_;
+  std::vector<LayerInfo> layers_;
+  std::map<std::string, size_t> index_;
+  int64_t rectifier_count_ = 0;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> cache_;
+};
+
+}  // namespace netlens

@@ -1,0 +1,245 @@
+#include "netlens/model/model.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "netlens/core/errors.h"
+#include "netlens/core/log.h"
+#include "netlens/core/strings.h"
+
+namespace netlens {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<double> NumberList(const Json& v, const std::string& key) {
+  if (v.is_number()) return {v.get<double>()};
+  if (!v.is_array()) throw UsageError("model metadata: " + key + " must be a list of numbers");
+  std::vector<double> out;
+  for (const auto& x : v) {
+    if (!x.is_number()) throw UsageError("model metadata: " + key + " must be a list of numbers");
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+// A labels file beside the model: <stem>.labels.txt, labels.txt, or a well-known name that
+// matches the class count (imagenet_labels.txt for 1000 classes, cifar10_labels.txt for 10).
+std::string FindLabelsBeside(const fs::path& model, int64_t classes) {
+  const fs::path dir = model.parent_path();
+  std::vector<fs::path> candidates{dir / (model.stem().string() + ".labels.txt"), dir / "labels.txt"};
+  if (classes == 1000) candidates.push_back(dir / "imagenet_labels.txt");
+  if (classes == 10) candidates.push_back(dir / "cifar10_labels.txt");
+  if (classes == 100) candidates.push_back(dir / "cifar100_labels.txt");
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c)) return c.string();
+  return "";
+}
+
+}  // namespace
+
+torch::Device ResolveDevice(const std::string& name) {
+  if (name == "auto") {
+    const bool cuda = torch::cuda::is_available();
+    Log().info("device auto -> {}", cuda ? "cuda" : "cpu (no CUDA device available)");
+    return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  }
+  if (name != "cpu" && name != "cuda" && !StartsWith(name, "cuda:"))
+    throw UsageError("device " + Quote(name) + ": use auto, cpu, cuda or cuda:N");
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw UsageError("device " + Quote(name) + ": use auto, cpu, cuda or cuda:N");
+  }
+  if (device.is_cuda()) {
+    const int64_t count = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+    const int64_t index = device.has_index() ? device.index() : 0;
+    if (index >= count)
+      throw UsageError("device " + Quote(name) + ": " +
+                       (count == 0 ? std::string("this machine has no CUDA device (this LibTorch ") +
+                                         "may be built without CUDA); use --device cpu"
+                                   : "only " + std::to_string(count) + " CUDA device(s)"));
+  }
+  return device;
+}
+
+std::vector<std::string> ReadLabels(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError("labels file " + Quote(path) + " not found or not readable");
+  std::vector<std::string> labels;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    labels.push_back(line);
+  }
+  while (!labels.empty() && labels.back().empty()) labels.pop_back();
+  return labels;
+}
+
+void ApplyMetadata(const Json& json, const std::string& base_dir, ModelMetadata& meta) {
+  if (!json.is_object()) throw UsageError("model metadata must be a JSON object");
+  for (const auto& [key, v] : json.items()) {
+    if (key == "name" && v.is_string()) {
+      meta.name = v.get<std::string>();
+    } else if (key == "input_size") {
+      const auto size = NumberList(v, key);
+      if (size.empty() || size.size() > 2 || size[0] < 1 || size.back() < 1)
+        throw UsageError("model metadata: input_size must be N or [H, W] with positive values");
+      meta.height = static_cast<int64_t>(size[0]);
+      meta.width = static_cast<int64_t>(size.back());
+    } else if (key == "channels" && v.is_number_integer()) {
+      meta.channels = v.get<int64_t>();
+    } else if (key == "channel_order" && v.is_string()) {
+      meta.channel_order = v.get<std::string>();
+    } else if (key == "mean") {
+      meta.mean = NumberList(v, key);
+    } else if (key == "std") {
+      meta.std = NumberList(v, key);
+    } else if (key == "crop_pct" && v.is_number()) {
+      meta.crop_pct = v.get<double>();
+    } else if (key == "labels" && v.is_array()) {
+      meta.labels = v.get<std::vector<std::string>>();
+    } else if (key == "labels" && v.is_string()) {
+      fs::path p(v.get<std::string>());
+      if (p.is_relative() && !base_dir.empty()) p = fs::path(base_dir) / p;
+      meta.labels = ReadLabels(p.string());
+      meta.labels_source = p.string();
+    }  // other keys (dataset, accuracy, ...) are informational
+  }
+  if (meta.channel_order == "gray") meta.channels = 1;
+  if (meta.channels != 1 && meta.channels != 3)
+    throw UsageError("model metadata: channels must be 1 or 3, got " + std::to_string(meta.channels));
+  if (meta.mean.size() != static_cast<size_t>(meta.channels) ||
+      meta.std.size() != static_cast<size_t>(meta.channels))
+    throw UsageError("model metadata: mean and std need " + std::to_string(meta.channels) +
+                     " values each (one per channel)");
+  for (double s : meta.std)
+    if (s <= 0) throw UsageError("model metadata: std values must be positive");
+}
+
+std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
+  const fs::path path(request.path);
+  if (request.path.empty()) throw UsageError("no model given; use --model FILE.pt");
+  if (!fs::exists(path))
+    throw UsageError("model " + Quote(request.path) + " not found");
+  if (!fs::is_regular_file(path))
+    throw UsageError("model " + Quote(request.path) + " is not a file");
+
+  std::shared_ptr<Model> model(new Model());
+  model->path_ = request.path;
+  model->device_ = ResolveDevice(request.device);
+  model->dtype_ = request.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+
+  torch::jit::ExtraFilesMap extra{{"netlens.json", ""}};
+  try {
+    model->module_ = torch::jit::load(request.path, model->device_, extra);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw UsageError("model " + Quote(request.path) +
+                     " is not a TorchScript archive (export it with torch.jit.trace or "
+                     "torch.jit.script and torch.jit.save; tools/export_model.py does this): " +
+                     what.substr(0, what.find('\n')));
+  }
+  model->module_.eval();
+  model->module_.to(model->device_, model->dtype_);
+  for (auto p : model->module_.parameters()) p.set_requires_grad(false);
+
+  ModelMetadata& meta = model->meta_;
+  meta.name = path.stem().string();
+  const fs::path sidecar = fs::path(request.path).replace_extension(".json");
+  std::vector<std::string> sources;
+  if (fs::is_regular_file(sidecar)) {
+    std::ifstream in(sidecar);
+    Json json;
+    try {
+      json = Json::parse(in);
+    } catch (const Json::parse_error& e) {
+      throw UsageError("sidecar metadata " + Quote(sidecar.string()) + ": " + e.what());
+    }
+    ApplyMetadata(json, sidecar.parent_path().string(), meta);
+    sources.push_back("sidecar " + sidecar.string());
+  }
+  if (!extra["netlens.json"].empty()) {
+    Json json;
+    try {
+      json = Json::parse(extra["netlens.json"]);
+    } catch (const Json::parse_error& e) {
+      throw UsageError("netlens.json embedded in " + Quote(request.path) + ": " + e.what());
+    }
+    ApplyMetadata(json, path.parent_path().string(), meta);
+    if (json.contains("labels") && json["labels"].is_array()) meta.labels_source = "embedded netlens.json";
+    sources.push_back("embedded netlens.json");
+  }
+  if (!request.overrides.empty()) {
+    ApplyMetadata(request.overrides, "", meta);
+    sources.push_back("options (" + Join([&] {
+      std::vector<std::string> keys;
+      for (const auto& item : request.overrides.items()) keys.push_back(item.key());
+      return keys;
+    }(), ", ") + ")");
+  }
+  if (sources.empty()) {
+    Log().info("model {}: no netlens.json embedded and no sidecar {}: using ImageNet defaults "
+               "(224x224 RGB, torchvision mean/std, crop_pct 0.875)",
+               path.filename().string(), sidecar.filename().string());
+  } else {
+    meta.source = Join(sources, " + ");
+  }
+  Log().info("model metadata from {}: input {}x{}x{} {}, mean [{}], std [{}]", meta.source,
+             meta.channels, meta.height, meta.width, meta.channel_order,
+             JoinNumbers(meta.mean), JoinNumbers(meta.std));
+
+  model->lens_ = std::make_unique<Lens>(model->module_);
+  const auto options = torch::TensorOptions().dtype(model->dtype_).device(model->device_);
+  const torch::Tensor probe = torch::zeros({1, meta.channels, meta.height, meta.width}, options);
+  try {
+    model->lens_->MeasureShapes(probe);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw UsageError("model " + Quote(request.path) + " fails on a 1x" + std::to_string(meta.channels) +
+                     "x" + std::to_string(meta.height) + "x" + std::to_string(meta.width) +
+                     " input; set --input-size (and --channels) to what it expects: " +
+                     what.substr(0, what.find('\n')));
+  }
+  const torch::Tensor logits = model->Logits(probe);
+  if (logits.dim() != 2)
+    throw UsageError("model " + Quote(request.path) + " returns shape " +
+                     c10::str(logits.sizes()) + "; netlens expects N x classes logits");
+  model->num_classes_ = logits.size(1);
+  model->ResolveLabels(request);
+  return model;
+}
+
+void Model::ResolveLabels(const ModelRequest& request) {
+  if (meta_.labels.empty()) {
+    const std::string found = FindLabelsBeside(fs::path(request.path), num_classes_);
+    if (!found.empty()) {
+      meta_.labels = ReadLabels(found);
+      meta_.labels_source = found;
+      Log().info("labels: none in the model's metadata; using {} found beside the model", found);
+    }
+  }
+  if (!meta_.labels.empty() && static_cast<int64_t>(meta_.labels.size()) != num_classes_) {
+    Log().warn("labels from {} have {} entries but the model has {} classes; ignoring them",
+               meta_.labels_source, meta_.labels.size(), num_classes_);
+    meta_.labels.clear();
+    meta_.labels_source = "none";
+  }
+  if (meta_.labels.empty())
+    Log().info("labels: none found; classes are named by index (give --labels FILE)");
+}
+
+std::string Model::Label(int64_t index) const {
+  if (index >= 0 && index < static_cast<int64_t>(meta_.labels.size())) return meta_.labels[index];
+  return "class " + std::to_string(index);
+}
+
+torch::Tensor Model::Logits(const torch::Tensor& input) {
+  torch::NoGradGuard no_grad;
+  return module_.forward({input}).toTensor();
+}
+
+}  // namespace netlens

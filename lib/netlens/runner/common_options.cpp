@@ -1,0 +1,53 @@
+#include "netlens/runner/common_options.h"
+
+namespace netlens {
+
+const OptionTable& CommonOptions() {
+  static const OptionTable table{
+      {"model", OptionType::kString, "TorchScript model file (.pt)", nullptr, {}, {}, {}, true, "FILE"},
+      {"image", OptionType::kStringList, "input image file(s): PNG, JPEG, BMP, WebP", nullptr, {}, {},
+       {}, true, "FILE"},
+      {"out", OptionType::kString, "output folder", "netlens_out", {}, {}, {}, false, "DIR"},
+      {"name", OptionType::kString, "task name (its output subfolder in a task file)"},
+      {"target", OptionType::kStringList,
+       "class(es) to explain: index, label name (or unique prefix), or topK; default top1"},
+      {"device", OptionType::kString, "auto, cpu, cuda or cuda:N (auto: CUDA when available)",
+       "auto"},
+      {"dtype", OptionType::kString, "computation precision", "float32", {"float32", "float64"}},
+      {"threads", OptionType::kInt, "CPU threads, 0 = all cores", 0, {}, 0.0, 4096.0},
+      {"input_size", OptionType::kIntList, "model input size: N or H,W (default: from metadata)",
+       nullptr, {}, 1.0, 8192.0, false, "H,W"},
+      {"channels", OptionType::kInt, "model input channels (default: from metadata)", nullptr, {},
+       1.0, 3.0},
+      {"channel_order", OptionType::kString, "channel order of the model input", nullptr,
+       {"rgb", "bgr", "gray"}},
+      {"mean", OptionType::kFloatList, "normalization mean per channel, for x/255 inputs"},
+      {"std", OptionType::kFloatList, "normalization std per channel, for x/255 inputs"},
+      {"crop_pct", OptionType::kFloat, "resize crop: shorter side to size / crop_pct", nullptr, {},
+       0.05, 1.0},
+      {"labels", OptionType::kString, "labels file, one class name per line", nullptr, {}, {}, {},
+       false, "FILE"},
+      {"resize", OptionType::kString, "how images are brought to the input size", "crop",
+       {"crop", "fit", "none"}},
+      {"outlier_percent", OptionType::kFloat,
+       "rendering: clip the top % of |attribution| mass (Captum's outlier_perc)", 2.0, {}, 0.0,
+       50.0},
+      {"log_level", OptionType::kString, "log verbosity", "info",
+       {"trace", "debug", "info", "warn", "error", "off"}},
+  };
+  return table;
+}
+
+ModelRequest ModelRequestFrom(const Params& params) {
+  ModelRequest request;
+  request.path = params.Str("model");
+  request.device = params.Str("device");
+  request.dtype = params.Str("dtype");
+  for (const char* key : {"input_size", "channels", "channel_order", "mean", "std", "crop_pct",
+                          "labels"}) {
+    if (params.IsSet(key)) request.overrides[key] = params.values().at(key);
+  }
+  return request;
+}
+
+}  // namespace netlens

@@ -1,0 +1,107 @@
+#include "netlens/runner/plan.h"
+
+#include <filesystem>
+#include <set>
+
+#include "netlens/core/strings.h"
+#include "netlens/runner/common_options.h"
+#include "netlens/techniques/registry.h"
+
+namespace netlens {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Where(const std::string& path, const Locator& locate) {
+  const std::string loc = locate ? locate(path) : "";
+  return loc.empty() ? path : path + " (" + loc + ")";
+}
+
+// Adds the jobs of one task: `values` are validated options (defaults merged in).
+void AddJobs(const TechniqueInfo& technique, const Json& values, const std::string& where,
+             const std::string& folder, const Locator& locate, Diagnostics& diag, Plan& plan) {
+  Params params({&CommonOptions(), &technique.options}, values);
+  bool complete = true;
+  for (const auto* table : {&CommonOptions(), &technique.options})
+    for (const auto& spec : *table)
+      if (spec.required && !params.IsSet(spec.key)) {
+        diag.Add(Where(where.empty() ? "--" + KebabCase(spec.key) : where, locate) +
+                 ": missing required option " + Quote(spec.key) + " (--" + KebabCase(spec.key) +
+                 ")");
+        complete = false;
+      }
+  if (!complete) return;
+  for (const auto& image : params.Strs("image")) {
+    Job job;
+    job.technique = &technique;
+    job.params = params;
+    job.image = image;
+    job.folder = folder;
+    job.where = where;
+    plan.jobs.push_back(std::move(job));
+  }
+}
+
+}  // namespace
+
+Plan PlanFromFlags(const TechniqueInfo& technique, const Json& given, Diagnostics& diag) {
+  Plan plan;
+  const Json values = ValidateObject(given, {&CommonOptions(), &technique.options}, "", nullptr, diag);
+  Params params({&CommonOptions(), &technique.options}, values);
+  plan.out_dir = params.Str("out");
+  plan.config = {{"technique", technique.name}, {"options", params.Resolved()}};
+  AddJobs(technique, values, "", plan.out_dir, nullptr, diag, plan);
+  return plan;
+}
+
+Plan PlanFromDocument(const TaskDocument& doc, Diagnostics& diag) {
+  Plan plan;
+  const Locator locate = doc.MakeLocator();
+  const Json shared = ValidateObject(doc.root, {&CommonOptions()}, "", locate, diag, {"tasks"});
+  Params shared_params({&CommonOptions()}, shared);
+  plan.out_dir = shared_params.Str("out");
+  plan.config = {{"task_file", doc.path}, {"shared", shared_params.Resolved()},
+                 {"tasks", Json::array()}};
+  if (!doc.root.is_object()) return plan;
+  const auto tasks_it = doc.root.find("tasks");
+  if (tasks_it == doc.root.end() || !tasks_it->is_array() || tasks_it->empty()) {
+    diag.Add(Where("tasks", locate) + ": a task file needs a non-empty list `tasks`, each with a "
+             "`technique` (netlens list shows them)");
+    return plan;
+  }
+  const Json& tasks = *tasks_it;
+  std::set<std::string> folders;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const std::string where = "tasks[" + std::to_string(i) + "]";
+    const Json& task = tasks[i];
+    if (!task.is_object() || !task.contains("technique") || !task["technique"].is_string()) {
+      diag.Add(Where(where, locate) + ": each task needs `technique: NAME`");
+      continue;
+    }
+    const TechniqueInfo* technique = nullptr;
+    try {
+      technique = &FindTechnique(task["technique"].get<std::string>());
+    } catch (const std::exception& e) {
+      diag.Add(Where(where + ".technique", locate) + ": " + e.what());
+      continue;
+    }
+    Json values = shared;
+    const Json own = ValidateObject(task, {&CommonOptions(), &technique->options}, where, locate,
+                                    diag, {"technique"});
+    for (const auto& [key, value] : own.items()) values[key] = value;
+    Params params({&CommonOptions(), &technique->options}, values);
+    std::string name = params.IsSet("name") ? params.Str("name")
+                                            : (i < 10 ? "0" : "") + std::to_string(i) + "-" + technique->name;
+    if (!folders.insert(name).second)
+      diag.Add(Where(where + ".name", locate) + ": two tasks are named " + Quote(name));
+    std::string folder = (fs::path(plan.out_dir) / name).string();
+    if (own.contains("out")) folder = own["out"].get<std::string>();
+    Json recorded = params.Resolved();
+    recorded["technique"] = technique->name;
+    plan.config["tasks"].push_back(recorded);
+    AddJobs(*technique, values, where, folder, locate, diag, plan);
+  }
+  return plan;
+}
+
+}  // namespace netlens

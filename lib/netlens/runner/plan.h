@@ -1,0 +1,28 @@
+// From a configuration (command-line flags or a task file) to validated jobs.
+//
+// A task file holds shared settings at the top (any common option: model, device, out, ...) and
+// a list `tasks`; each task names its `technique` and may set any common or technique option.
+// Each (task, image) pair is one job.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "netlens/core/task_file.h"
+#include "netlens/runner/runner.h"
+
+namespace netlens {
+
+struct Plan {
+  std::vector<Job> jobs;
+  std::string out_dir;
+  Json config;  // the resolved configuration, for the manifest
+};
+
+// Every problem in the file is collected in `diag` (with its position) rather than thrown.
+Plan PlanFromDocument(const TaskDocument& doc, Diagnostics& diag);
+
+// One technique with options given as raw values (from CliBinding::Given()).
+Plan PlanFromFlags(const TechniqueInfo& technique, const Json& given, Diagnostics& diag);
+
+}  // namespace netlens

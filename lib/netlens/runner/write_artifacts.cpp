@@ -1,0 +1,90 @@
+#include "netlens/runner/write_artifacts.h"
+
+#include <filesystem>
+
+#include "netlens/core/log.h"
+#include "netlens/image/npy.h"
+#include "netlens/image/render.h"
+#include "netlens/output/files.h"
+
+namespace netlens {
+namespace fs = std::filesystem;
+
+namespace {
+
+class Writer {
+ public:
+  Writer(std::string folder, std::string root) : folder_(std::move(folder)), root_(std::move(root)) {}
+
+  void Raw(const std::string& stem, const Artifact& a) {
+    const std::string path = (fs::path(folder_) / (stem + ".npy")).string();
+    WriteFileAtomic(path, NpyBytes(a.tensor));
+    Add(path, "raw", a, a.tensor.sizes().vec(), "");
+  }
+
+  void Image(const std::string& stem, const std::string& view, const Artifact& a, const cv::Mat& img) {
+    const std::string path = (fs::path(folder_) / (stem + (view.empty() ? "" : "_" + view) + ".png")).string();
+    WriteImageAtomic(path, img);
+    Add(path, "image", a, {img.rows, img.cols, img.channels()}, view.empty() ? "color" : view);
+  }
+
+  Json outputs = Json::array();
+
+ private:
+  void Add(const std::string& path, const std::string& kind, const Artifact& a,
+           const std::vector<int64_t>& shape, const std::string& view) {
+    Json entry{{"path", fs::relative(path, root_).string()}, {"kind", kind}, {"shape", shape},
+               {"artifact", a.name}};
+    if (!a.layer.empty()) entry["layer"] = a.layer;
+    if (!view.empty()) entry["view"] = view;
+    outputs.push_back(entry);
+    Log().debug("wrote {}", path);
+  }
+
+  std::string folder_, root_;
+};
+
+void WriteInputAttribution(Writer& w, const std::string& stem, const Artifact& a,
+                           const InputImage& input, double outlier_percent) {
+  const torch::Tensor g = a.tensor.detach()[0].to(torch::kCPU, torch::kFloat64);
+  w.Image(stem, "", a, ColorImage(MinMax(g)));
+  const torch::Tensor magnitude = NormalizeAbs(g.abs().sum(0), outlier_percent);
+  w.Image(stem, "gray", a, GrayImage(magnitude));
+  w.Image(stem, "heatmap", a, Overlay(input.display, HeatImage(magnitude)));
+  w.Image(stem, "signed", a, DivergingImage(NormalizeSigned(g.sum(0), outlier_percent)));
+  if (a.pos_neg) {
+    const torch::Tensor pos = g.clamp_min(0), neg = (-g).clamp_min(0);
+    const double pmax = pos.max().item<double>(), nmax = neg.max().item<double>();
+    w.Image(stem, "pos", a, ColorImage(pmax > 0 ? pos / pmax : pos));
+    w.Image(stem, "neg", a, ColorImage(nmax > 0 ? neg / nmax : neg));
+  }
+}
+
+void WriteLayerMap(Writer& w, const std::string& stem, const Artifact& a, const InputImage& input) {
+  const torch::Tensor cam = a.tensor.detach()[0][0].to(torch::kCPU, torch::kFloat64).clamp_min(0);
+  torch::Tensor up = ResizeMap(cam, input.display.rows, input.display.cols, a.nearest);
+  up = up - up.min();
+  up = up / (1e-7 + up.max().item<double>());  // pytorch-grad-cam's scaling
+  w.Image(stem, "heatmap", a, Overlay(input.display, HeatImage(up)));
+  w.Image(stem, "gray", a, GrayImage(up));
+}
+
+}  // namespace
+
+Json WriteArtifacts(const std::vector<Artifact>& artifacts, const InputImage& input,
+                    const std::string& folder, const std::string& base, const std::string& root,
+                    double outlier_percent) {
+  Writer writer(folder, root);
+  for (const auto& a : artifacts) {
+    const std::string stem = base + "_" + a.name + (a.layer.empty() ? "" : "_" + a.layer);
+    writer.Raw(stem, a);
+    if (a.kind == Artifact::Kind::kInputAttribution) {
+      WriteInputAttribution(writer, stem, a, input, outlier_percent);
+    } else {
+      WriteLayerMap(writer, stem, a, input);
+    }
+  }
+  return writer.outputs;
+}
+
+}  // namespace netlens

@@ -1,0 +1,19 @@
+// deconvnet (Zeiler & Fergus 2014): ReLU backward becomes grad_in = relu(grad_out), ignoring the
+// forward mask.
+#include "netlens/techniques/common.h"
+#include "netlens/techniques/gradient_family.h"
+
+namespace netlens {
+
+TechniqueInfo DeconvnetTechnique() {
+  return {"deconvnet", "deconvnet: gradient with ReLU backward replaced by relu(grad_out)", {},
+          [](TechniqueContext& ctx) {
+            Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {},
+                                          BackwardRule::kDeconvnet);
+            Artifact a{"deconvnet", g.input_grad};
+            a.pos_neg = true;
+            return std::vector<Artifact>{a};
+          }};
+}
+
+}  // namespace netlens

@@ -1,0 +1,34 @@
+#include "netlens/techniques/registry.h"
+
+#include "netlens/core/errors.h"
+#include "netlens/core/strings.h"
+#include "netlens/techniques/gradient_family.h"
+
+namespace netlens {
+
+const std::vector<TechniqueInfo>& Techniques() {
+  // One line per technique, in the order `netlens list` shows them.
+  static const std::vector<TechniqueInfo> techniques{
+      SaliencyTechnique(),
+      GuidedTechnique(),
+      DeconvnetTechnique(),
+      InputXGradientTechnique(),
+      GradCamTechnique(),
+      GuidedGradCamTechnique(),
+  };
+  return techniques;
+}
+
+const TechniqueInfo& FindTechnique(const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& t : Techniques()) {
+    if (t.name == name) return t;
+    names.push_back(t.name);
+  }
+  std::string msg = "unknown technique " + Quote(name);
+  const std::string hint = DidYouMean(name, names);
+  if (!hint.empty()) msg += "; " + hint;
+  throw UsageError(msg + " (netlens list shows all " + std::to_string(names.size()) + ")");
+}
+
+}  // namespace netlens

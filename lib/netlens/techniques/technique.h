@@ -1,0 +1,46 @@
+// What a technique is: a name, a one-line summary, its own options (declared once, see
+// core/options.h) and a function from (model, prepared image, target, options) to raw tensors.
+// Rendering, files and the manifest are the runner's job, so techniques stay pure computations.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "netlens/core/options.h"
+#include "netlens/image/image_io.h"
+#include "netlens/model/model.h"
+
+namespace netlens {
+
+struct Artifact {
+  enum class Kind {
+    kInputAttribution,  // 1 x C x H x W, shaped like the input
+    kLayerMap,          // 1 x 1 x h x w at a layer's resolution (a CAM), rendered upsampled
+  };
+  std::string name;       // file stem part: "guided", "gradcam"
+  torch::Tensor tensor;   // raw result, any device, the model's dtype
+  Kind kind = Kind::kInputAttribution;
+  std::string layer;      // module path for layer maps
+  bool pos_neg = false;   // also render positive / negative saliency images
+  bool nearest = false;   // layer maps: nearest instead of bilinear upsampling when rendered
+};
+
+struct TechniqueContext {
+  Model& model;
+  const InputImage& input;
+  int64_t target = 0;
+  const Params& params;
+};
+
+using TechniqueFn = std::vector<Artifact> (*)(TechniqueContext& ctx);
+
+struct TechniqueInfo {
+  std::string name;
+  std::string summary;
+  OptionTable options;  // this technique's own options (the common ones are the runner's)
+  TechniqueFn run = nullptr;
+};
+
+}  // namespace netlens
