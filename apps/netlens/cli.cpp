@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 
@@ -103,6 +104,15 @@ int RunCommandLine(int argc, char** argv) {
   CliBinding inspect_binding;
   inspect_binding.Bind(*inspect, InspectOptions());
 
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names{"run", "list", "inspect"};
+    for (const auto& t : Techniques()) names.push_back(t.name);
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      const std::string hint = DidYouMean(argv[1], names);
+      throw UsageError("unknown command " + Quote(argv[1]) + (hint.empty() ? "" : "; " + hint) +
+                       " (netlens list shows the techniques)");
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -112,14 +122,7 @@ int RunCommandLine(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string message = e.what();
-    if (argc > 1 && message.find("arguments") != std::string::npos) {
-      std::vector<std::string> names{"run", "list", "inspect"};
-      for (const auto& t : Techniques()) names.push_back(t.name);
-      const std::string hint = DidYouMean(argv[1], names);
-      if (!hint.empty() && argv[1][0] != '-') message = "unknown command " + Quote(argv[1]) + "; " + hint;
-    }
-    throw UsageError(message + " (netlens --help)");
+    throw UsageError(std::string(e.what()) + " (netlens --help)");
   }
 
   if (list->parsed()) {

@@ -150,8 +150,11 @@ Json CoerceOption(const OptionSpec& spec, const Json& value, const std::string& 
     if (v.is_number()) {
       const double d = v.get<double>();
       if ((spec.min && d < *spec.min) || (spec.max && d > *spec.max)) {
-        std::string range = "[" + (spec.min ? Json(*spec.min).dump() : std::string("-inf")) +
-                            ", " + (spec.max ? Json(*spec.max).dump() : std::string("inf")) + "]";
+        auto bound = [](const std::optional<double>& b, const char* none) {
+          if (!b) return std::string(none);
+          return std::floor(*b) == *b ? std::to_string(static_cast<int64_t>(*b)) : Json(*b).dump();
+        };
+        const std::string range = "[" + bound(spec.min, "-inf") + ", " + bound(spec.max, "inf") + "]";
         diag.Add(Where(path, locate) + ": value " + v.dump() + " is out of range " + range);
         return nullptr;
       }

@@ -35,7 +35,7 @@ std::vector<std::string> ClosestMatches(const std::string& name,
   }
   std::stable_sort(scored.begin(), scored.end());
   // Only suggest names that share a reasonable part of the spelling.
-  const size_t limit = std::max<size_t>(4, name.size()) * 2;
+  const size_t limit = std::max<size_t>(3, name.size() / 2) * 2;
   std::vector<std::string> out;
   for (const auto& [score, index] : scored) {
     if (out.size() == max_count || score > limit) break;

@@ -72,6 +72,9 @@ cv::Mat ResizeTo(const cv::Mat& image, int width, int height) {
 
 torch::Tensor ImageToTensor(const cv::Mat& bgr, const ModelMetadata& meta, torch::Device device,
                             torch::ScalarType dtype) {
+  if (meta.channels != 1 && meta.channels != 3)
+    throw UsageError("images can feed 1- or 3-channel models; this one takes " +
+                     std::to_string(meta.channels) + " channels");
   cv::Mat converted;
   if (meta.channel_order == "gray" || meta.channels == 1) {
     cv::cvtColor(bgr, converted, cv::COLOR_BGR2GRAY);

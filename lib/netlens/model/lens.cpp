@@ -52,7 +52,8 @@ std::vector<std::string> NodePaths(const Node* node) {
   std::string prefix;
   for (const auto& entry : (*stack)->vec()) {
     const auto& info = std::get<2>(entry);
-    if (!info) continue;
+    // Calls of a module's own methods (self._forward_impl) carry the instance name "SELF".
+    if (!info || info->instance_name() == "SELF") continue;
     prefix = prefix.empty() ? info->instance_name() : prefix + "." + info->instance_name();
     paths.push_back(prefix);
   }
@@ -83,7 +84,7 @@ c10::optional<c10::IValue> ReadAttribute(Value* value, Graph& graph,
   return current;
 }
 
-// Replaces boolean, integer and None attributes read from `self` by constants, then lets
+// Replaces boolean, integer and float attributes read from `self` by constants, then lets
 // constant propagation remove the branches they decide (training, memory_efficient, ...).
 void FoldAttributes(std::shared_ptr<Graph>& graph, const torch::jit::Module& module) {
   std::vector<Node*> getattrs;
@@ -92,7 +93,9 @@ void FoldAttributes(std::shared_ptr<Graph>& graph, const torch::jit::Module& mod
   });
   for (Node* n : getattrs) {
     const auto kind = n->output()->type()->kind();
-    if (kind != c10::TypeKind::BoolType && kind != c10::TypeKind::IntType) continue;
+    if (kind != c10::TypeKind::BoolType && kind != c10::TypeKind::IntType &&
+        kind != c10::TypeKind::FloatType)
+      continue;
     auto value = ReadAttribute(n->output(), *graph, module);
     if (!value) continue;
     torch::jit::WithInsertPoint guard(n);
@@ -320,6 +323,23 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
   return fn;
 }
 
+torch::Tensor LogitsOf(const c10::IValue& output) {
+  if (output.isTensor()) return output.toTensor();
+  // GoogLeNet and Inception return a named tuple (logits, aux...): the logits come first.
+  if (output.isTuple()) {
+    const auto& elements = output.toTupleRef().elements();
+    if (!elements.empty() && elements[0].isTensor()) {
+      static std::once_flag logged;
+      std::call_once(logged, [] {
+        Log().info("the model returns a tuple; using its first element as the logits");
+      });
+      return elements[0].toTensor();
+    }
+  }
+  throw UsageError("the model's forward returns " + output.tagKind() +
+                   ", not a tensor of logits (or a tuple starting with one)");
+}
+
 Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
                             BackwardRule rule) {
   auto fn = Build(layer_paths, rule);
@@ -327,10 +347,7 @@ Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::s
   fn->run(stack);
   const auto elements = stack.back().toTupleRef().elements();
   Capture capture;
-  if (!elements[0].isTensor())
-    throw UsageError("the model's forward returns " + elements[0].tagKind() +
-                     ", not a tensor of logits");
-  capture.output = elements[0].toTensor();
+  capture.output = LogitsOf(elements[0]);
   for (size_t i = 1; i < elements.size(); ++i) capture.activations.push_back(elements[i].toTensor());
   return capture;
 }

@@ -39,6 +39,9 @@ struct LayerInfo {
   std::vector<int64_t> shape;  // output shape for the probe input (empty until measured)
 };
 
+// The logits in a model's output: the output itself, or the first element of a tuple.
+torch::Tensor LogitsOf(const c10::IValue& output);
+
 class Lens {
  public:
   explicit Lens(torch::jit::Module module);

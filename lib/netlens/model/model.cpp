@@ -110,8 +110,8 @@ void ApplyMetadata(const Json& json, const std::string& base_dir, ModelMetadata&
     }  // other keys (dataset, accuracy, ...) are informational
   }
   if (meta.channel_order == "gray") meta.channels = 1;
-  if (meta.channels != 1 && meta.channels != 3)
-    throw UsageError("model metadata: channels must be 1 or 3, got " + std::to_string(meta.channels));
+  if (meta.channels < 1)
+    throw UsageError("model metadata: channels must be positive, got " + std::to_string(meta.channels));
   if (meta.mean.size() != static_cast<size_t>(meta.channels) ||
       meta.std.size() != static_cast<size_t>(meta.channels))
     throw UsageError("model metadata: mean and std need " + std::to_string(meta.channels) +
@@ -239,7 +239,7 @@ std::string Model::Label(int64_t index) const {
 
 torch::Tensor Model::Logits(const torch::Tensor& input) {
   torch::NoGradGuard no_grad;
-  return module_.forward({input}).toTensor();
+  return LogitsOf(module_.forward({input}));
 }
 
 }  // namespace netlens

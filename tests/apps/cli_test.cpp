@@ -1,0 +1,212 @@
+// End-to-end tests of the netlens binary: files, manifest and exit codes for good and bad input,
+// on the bundled Fashion-MNIST model and the real models in ../shared/models.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "netlens/core/options.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Result RunNetlens(const std::string& args) {
+  const std::string cmd = std::string(NETLENS_BINARY) + " " + args + " 2>&1";
+  Result r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Shared(const std::string& file) { return test::SharedModels() + "/" + file; }
+std::string Source(const std::string& file) { return std::string(NETLENS_SOURCE_DIR) + "/" + file; }
+
+Json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return Json::parse(in);
+}
+
+bool NoTempFiles(const std::string& dir) {
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().string().find(".tmp-") != std::string::npos) return false;
+  return true;
+}
+
+void RequireShared() {
+  if (!fs::exists(Shared("squeezenet1_0.pt"))) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+}
+
+TEST(Cli, GuidedOnSqueezeNetCatWritesEverything) {
+  RequireShared();
+  const std::string out = test::TempDir("out");
+  const Result r = RunNetlens("guided --model " + Shared("squeezenet1_0.pt") + " --image " +
+                       Shared("images/cat.png") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json m = ReadJson(out + "/manifest.json");
+  EXPECT_FALSE(m["netlens_version"].get<std::string>().empty());
+  const Json& job = m["jobs"][0];
+  EXPECT_EQ(job["status"], "ok");
+  EXPECT_EQ(job["technique"], "guided");
+  const int64_t top1 = job["predictions"][0]["index"];
+  EXPECT_GE(top1, 281);  // ImageNet's cat classes are 281..285
+  EXPECT_LE(top1, 285);
+  EXPECT_NE(job["predictions"][0]["label"].get<std::string>().find("cat"), std::string::npos);
+  EXPECT_EQ(job["target"]["index"], top1);
+  EXPECT_EQ(job["model"]["metadata_source"], "ImageNet defaults");
+  EXPECT_EQ(job["device"], "cpu");
+  for (const char* stage : {"model", "image", "predict", "compute", "write"})
+    EXPECT_TRUE(job["timings_ms"].contains(stage)) << stage;
+  bool raw = false;
+  for (const auto& o : job["outputs"]) {
+    EXPECT_TRUE(fs::exists(out + "/" + o["path"].get<std::string>())) << o.dump();
+    if (o["kind"] == "raw") {
+      raw = true;
+      EXPECT_EQ(o["shape"], Json::array({1, 3, 224, 224}));
+    }
+  }
+  EXPECT_TRUE(raw);
+  for (const char* f : {"cat_guided.npy", "cat_guided_pos.png", "cat_guided_neg.png", "cat_guided_heatmap.png", "netlens.log"})
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  EXPECT_TRUE(NoTempFiles(out));
+  std::ifstream log(out + "/netlens.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("ImageNet defaults"), std::string::npos);
+  EXPECT_NE(text.find("done in"), std::string::npos);
+}
+
+TEST(Cli, GradCamSeveralLayersAndTargetsOnResNet20) {
+  RequireShared();
+  const std::string out = test::TempDir("out");
+  const Result r = RunNetlens("gradcam --model " + Shared("resnet20_cifar10.scripted.pt") +
+                       " --input-size 32 --image " + Shared("images/bird.png") +
+                       " --layer layer3,layer2 --target bird,top2 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json m = ReadJson(out + "/manifest.json");
+  ASSERT_EQ(m["jobs"].size(), 3u);  // bird, then the top-2 classes
+  EXPECT_EQ(m["jobs"][0]["target"]["label"], "bird");
+  EXPECT_TRUE(fs::exists(out + "/bird_t2_gradcam_layer3.npy"));
+  EXPECT_TRUE(fs::exists(out + "/bird_t2_gradcam_layer2_heatmap.png"));
+}
+
+TEST(Cli, BundledFashionModelRunsWithEmbeddedMetadata) {
+  const std::string out = test::TempDir("out");
+  const Result r = RunNetlens("guided-gradcam --model " + Source("models/fashion_cnn.pt") + " --image " +
+                       Source("assets/fashion_mnist/ankle_boot.png") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json job = ReadJson(out + "/manifest.json")["jobs"][0];
+  EXPECT_EQ(job["model"]["metadata_source"], "embedded netlens.json");
+  EXPECT_EQ(job["predictions"][0]["label"], "Ankle boot");
+  EXPECT_EQ(job["outputs"][0]["shape"], Json::array({1, 1, 28, 28}));
+}
+
+TEST(Cli, BadInputGivesExitCodeTwoAndAClearMessage) {
+  RequireShared();
+  const std::string dir = test::TempDir("bad");
+  test::WriteText(dir + "/model.pt", "this is text, not a model");
+  test::WriteText(dir + "/broken.png", "\x89PNG garbage");
+  const std::string model = " --model " + Shared("squeezenet1_0.pt");
+  const std::string cat = " --image " + Shared("images/cat.png");
+  const std::string out = " --out " + dir + "/out";
+  struct Case {
+    std::string args, expect;
+  };
+  const std::vector<Case> cases{
+      {"guided --model " + dir + "/missing.pt" + cat + out, "not found"},
+      {"guided --model " + dir + "/model.pt" + cat + out, "not a TorchScript archive"},
+      {"guided" + model + " --image " + dir + "/broken.png" + out, "cannot be decoded"},
+      {"gradcam" + model + cat + " --layer features.99" + out, "did you mean \"features.9\""},
+      {"saliency" + model + cat + " --target 1000" + out, "out of range"},
+      {"saliency" + model + cat + " --dtype float16" + out, "valid: float32, float64"},
+      {"guidd" + model, "did you mean \"guided\""},
+      {"saliency" + model + out, "missing required option \"image\""},
+  };
+  for (const auto& c : cases) {
+    const Result r = RunNetlens(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+  }
+  EXPECT_TRUE(NoTempFiles(dir));
+}
+
+TEST(Cli, TaskFileRunsEveryJobAndReportsFailures) {
+  RequireShared();
+  const std::string dir = test::TempDir("tasks");
+  test::WriteText(dir + "/run.yaml",
+                  "model: " + Shared("squeezenet1_0.pt") + "\n"
+                  "out: " + dir + "/out\n"
+                  "tasks:\n"
+                  "  - technique: saliency\n"
+                  "    image: [" + Shared("images/bird.png") + ", " + dir + "/missing.png]\n"
+                  "  - technique: gradcam\n"
+                  "    name: cam\n"
+                  "    image: " + Shared("images/coffee.png") + "\n"
+                  "    layer: features.12\n");
+  Result r = RunNetlens("run " + dir + "/run.yaml --dry-run");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("3 job(s)"), std::string::npos) << r.output;
+  r = RunNetlens("run " + dir + "/run.yaml");
+  EXPECT_EQ(r.code, 1) << r.output;  // one job failed, the others ran
+  const Json m = ReadJson(dir + "/out/manifest.json");
+  ASSERT_EQ(m["jobs"].size(), 3u);
+  EXPECT_EQ(m["jobs"][0]["status"], "ok");
+  EXPECT_EQ(m["jobs"][1]["status"], "failed");
+  EXPECT_EQ(m["jobs"][2]["status"], "ok");
+  EXPECT_TRUE(fs::exists(dir + "/out/00-saliency/bird_saliency.npy"));
+  EXPECT_TRUE(fs::exists(dir + "/out/cam/coffee_gradcam_features.12.npy"));
+}
+
+TEST(Cli, TaskFileErrorsNameTheKeyAndItsPosition) {
+  const std::string dir = test::TempDir("tasks");
+  test::WriteText(dir + "/bad.yaml",
+                  "model: m.pt\n"
+                  "tasks:\n"
+                  "  - technique: gradcam\n"
+                  "    image: x.png\n"
+                  "    layers: conv\n"
+                  "    interpolation: cubic\n");
+  const Result r = RunNetlens("run " + dir + "/bad.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("tasks[0].layers (" + dir + "/bad.yaml:5:5): unknown key \"layers\"; did you mean \"layer\""),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("invalid value \"cubic\"; valid: bilinear, nearest"), std::string::npos) << r.output;
+}
+
+TEST(Cli, InspectListsEveryLayerWithShapes) {
+  for (const char* file : {"resnet18.traced.pt", "densenet121.scripted.pt"}) {
+    const std::string path = test::TestModels() + "/" + file;
+    if (!fs::exists(path)) GTEST_SKIP() << "no " << path;
+    const Result r = RunNetlens("inspect --json --model " + path);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const Json info = Json::parse(r.output.substr(r.output.find("{\n")));
+    size_t capturable = 0;
+    for (const auto& l : info["layers"]) capturable += l["capturable"].get<bool>() && !l["shape"].empty();
+    EXPECT_EQ(capturable, info["layers"].size()) << file;
+    EXPECT_GT(capturable, 60u);
+  }
+  const Result r = RunNetlens("inspect --model " + Source("models/fashion_cnn.pt"));
+  EXPECT_NE(r.output.find("features.10  Conv2d             conv-4   1x128x7x7"), std::string::npos) << r.output;
+}
+
+TEST(Cli, VersionAndList) {
+  EXPECT_EQ(RunNetlens("--version").code, 0);
+  const Result r = RunNetlens("list");
+  EXPECT_EQ(r.code, 0);
+  for (const char* t : {"saliency", "guided", "deconvnet", "input-x-gradient", "gradcam", "guided-gradcam"})
+    EXPECT_NE(r.output.find(t), std::string::npos) << t;
+}
+
+}  // namespace
+}  // namespace netlens

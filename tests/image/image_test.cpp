@@ -1,0 +1,60 @@
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "netlens/core/errors.h"
+#include "netlens/image/image_io.h"
+#include "netlens/image/npy.h"
+#include "netlens/image/render.h"
+#include "netlens/output/files.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+
+TEST(Npy, HeaderIsAlignedAndRoundTrips) {
+  const torch::Tensor t = torch::arange(24, torch::kFloat64).view({1, 2, 3, 4}) / 7.0;
+  const std::string bytes = NpyBytes(t);
+  const size_t header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+  EXPECT_EQ((10 + header_len) % 64, 0u);
+  EXPECT_NE(bytes.find("'shape': (1, 2, 3, 4)"), std::string::npos);
+  const torch::Tensor back = ParseNpy(bytes);
+  EXPECT_EQ(back.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(back, t.to(torch::kFloat32)));
+}
+
+TEST(Render, CaptumCumulativeThreshold) {
+  // |values| sorted: 1, 1, 1, 97; 98% of 100 is reached only at the last value.
+  EXPECT_DOUBLE_EQ(CumulativeThreshold(torch::tensor({1.0, -1.0, 1.0, 97.0}), 2.0), 97.0);
+  // With 5% clipped, the threshold is the largest of the small values.
+  EXPECT_DOUBLE_EQ(CumulativeThreshold(torch::tensor({1.0, -1.0, 1.0, 97.0}), 5.0), 97.0);
+  // Sorted 10, 20, 30, 40: cumulative 10, 30, 60, 100 reaches 60% at 30.
+  EXPECT_DOUBLE_EQ(CumulativeThreshold(torch::tensor({40.0, -10.0, 30.0, 20.0}), 40.0), 30.0);
+  EXPECT_DOUBLE_EQ(CumulativeThreshold(torch::zeros({4}), 2.0), 1.0);
+}
+
+TEST(ImageIo, ReadsGrayAndRgbaAndRejectsGarbage) {
+  const std::string dir = test::TempDir("img");
+  cv::Mat gray(4, 6, CV_8UC1, cv::Scalar(100));
+  cv::imwrite(dir + "/g.png", gray);
+  EXPECT_EQ(ReadImage(dir + "/g.png").channels(), 3);
+  cv::Mat rgba(4, 6, CV_8UC4, cv::Scalar(0, 0, 255, 0));  // fully transparent red
+  cv::imwrite(dir + "/a.png", rgba);
+  const cv::Mat composited = ReadImage(dir + "/a.png");
+  EXPECT_EQ(composited.at<cv::Vec3b>(0, 0), cv::Vec3b(255, 255, 255));
+  test::WriteText(dir + "/bad.png", "not an image");
+  EXPECT_THROW(ReadImage(dir + "/bad.png"), UsageError);
+  EXPECT_THROW(ReadImage(dir + "/missing.png"), UsageError);
+}
+
+TEST(Files, AtomicWriteLeavesNoTemporaryFiles) {
+  const std::string dir = test::TempDir("files");
+  WriteFileAtomic(dir + "/sub/a.txt", "hello");
+  int count = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) count += e.is_regular_file();
+  EXPECT_EQ(count, 1);
+  EXPECT_THROW(WriteFileAtomic("/proc/netlens/forbidden.txt", "x"), RuntimeError);
+}
+
+}  // namespace
+}  // namespace netlens

@@ -1,0 +1,134 @@
+// The lens on torchvision architectures, traced and scripted (random weights, exported by
+// tools/export_test_models.py into NETLENS_TEST_MODELS): every module that PyTorch's forward hooks
+// see with a tensor output is capturable by the lens with the same shape and values, in one pass.
+// Also: real pretrained models from ../shared/models, float64 gradients equal plain autograd.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "netlens/model/model.h"
+#include "netlens/techniques/common.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+
+namespace fs = std::filesystem;
+
+torch::Tensor ProbeInput() {  // as probe_input() in tools/export_test_models.py
+  const int64_t n = 3 * 64 * 64;
+  return (torch::arange(n, torch::kFloat64).fmod(251) / 251.0 - 0.5).view({1, 3, 64, 64}).to(torch::kFloat32);
+}
+
+std::shared_ptr<Model> LoadExport(const std::string& file) {
+  const std::string path = test::TestModels() + "/" + file;
+  if (!fs::exists(path)) {
+    if (std::getenv("NETLENS_REQUIRE_TEST_MODELS")) ADD_FAILURE() << "missing " << path;
+    return nullptr;
+  }
+  ModelRequest request;
+  request.path = path;
+  request.device = "cpu";
+  return Model::Load(request);
+}
+
+class Architectures : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Architectures, EveryHookedModuleIsCapturedWithTheSameShapeAndValues) {
+  const std::string name = GetParam();
+  const std::string arch = name.substr(0, name.find('.'));
+  auto model = LoadExport(name + ".pt");
+  if (!model) GTEST_SKIP() << "export the test models first (tools/test.sh does)";
+  std::ifstream in(test::TestModels() + "/" + arch + ".layers.json");
+  const Json reference = Json::parse(in);
+
+  std::vector<std::string> paths;
+  for (const auto& [path, record] : reference["layers"].items()) {
+    const LayerInfo& info = model->lens().Info(model->lens().Resolve(path));
+    EXPECT_TRUE(info.capturable) << path << ": " << info.why_not;
+    paths.push_back(path);
+  }
+  ASSERT_GT(paths.size(), 5u);
+  torch::NoGradGuard no_grad;
+  const auto capture = model->lens().Forward(ProbeInput(), paths);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const Json& record = reference["layers"][paths[i]];
+    const auto& a = capture.activations[i];
+    EXPECT_EQ(a.sizes().vec(), record["shape"].get<std::vector<int64_t>>()) << paths[i];
+    const double sum = a.to(torch::kFloat64).sum().item<double>();
+    const double want = record["sum"].get<double>();
+    EXPECT_NEAR(sum, want, 1e-3 * std::abs(want) + 1e-4 * a.numel()) << paths[i];
+  }
+  const auto logits = reference["logits"].get<std::vector<double>>();
+  EXPECT_TRUE(test::AllClose(capture.output[0], torch::tensor(logits).to(torch::kFloat32), 1e-3, 1e-3));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Torchvision, Architectures,
+    ::testing::Values("alexnet.traced", "alexnet.scripted", "vgg11.traced", "vgg11.scripted",
+                      "resnet18.traced", "resnet18.scripted", "densenet121.traced",
+                      "densenet121.scripted", "googlenet.traced", "googlenet.scripted",
+                      "mobilenet_v2.traced", "mobilenet_v2.scripted", "squeezenet1_0.traced",
+                      "squeezenet1_0.scripted"),
+    [](const auto& info) {
+      std::string s = info.param;
+      std::replace(s.begin(), s.end(), '.', '_');
+      return s;
+    });
+
+TEST(Architectures, GuidedDiffersFromVanillaOnDenseNet) {
+  for (const char* file : {"densenet121.traced.pt", "densenet121.scripted.pt"}) {
+    auto model = LoadExport(file);
+    if (!model) GTEST_SKIP();
+    // DenseNet-121: 2 ReLUs in each of 58 dense layers, 1 per transition (3), the stem and the head.
+    EXPECT_EQ(model->lens().RectifierCount(), 121) << file;
+    const auto x = ProbeInput();
+    const auto vanilla = TargetGradients(*model, x, 3, {}, BackwardRule::kVanilla).input_grad;
+    const auto guided = TargetGradients(*model, x, 3, {}, BackwardRule::kGuided).input_grad;
+    EXPECT_GT((vanilla - guided).abs().max().item<double>(), 1e-3 * vanilla.abs().max().item<double>());
+    // Guided gradients only pass positive signals through the last ReLU, so they differ in sign
+    // structure from vanilla ones; both must be finite.
+    EXPECT_TRUE(torch::isfinite(guided).all().item<bool>());
+  }
+}
+
+// On the real pretrained models, the lens' vanilla gradient in float64 equals plain LibTorch
+// autograd through the unmodified module.
+class SharedModels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SharedModels, Float64LensGradientEqualsPlainAutograd) {
+  const std::string path = test::SharedModels() + "/" + GetParam();
+  if (!fs::exists(path)) GTEST_SKIP() << "no " << path;
+  ModelRequest request;
+  request.path = path;
+  request.device = "cpu";
+  request.dtype = "float64";
+  if (GetParam().find("resnet20") != std::string::npos) request.overrides = {{"input_size", 32}};
+  auto model = Model::Load(request);
+  torch::manual_seed(0);
+  const auto& m = model->meta();
+  const torch::Tensor x = torch::randn({1, 3, m.height, m.width}, torch::kFloat64);
+  const auto lens = TargetGradients(*model, x, 7, {model->lens().Resolve("last-conv")});
+
+  torch::jit::Module plain = torch::jit::load(path, torch::kCPU);
+  plain.eval();
+  plain.to(torch::kFloat64);
+  torch::Tensor xr = x.clone().requires_grad_(true);
+  const torch::Tensor logits = LogitsOf(plain.forward({xr}));
+  logits.select(1, 7).sum().backward();
+  EXPECT_TRUE(test::AllClose(lens.input_grad, xr.grad(), 1e-9, 1e-9));
+  EXPECT_TRUE(test::AllClose(lens.output, logits.detach(), 1e-10, 1e-10));
+}
+
+INSTANTIATE_TEST_SUITE_P(Pretrained, SharedModels,
+                         ::testing::Values("squeezenet1_0.pt", "squeezenet1_0.scripted.pt",
+                                           "mobilenet_v2.pt", "mobilenet_v1_025.scripted.pt",
+                                           "resnet20_cifar10.scripted.pt"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s) if (c == '.') c = '_';
+                           return s;
+                         });
+
+}  // namespace
+}  // namespace netlens

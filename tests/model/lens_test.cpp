@@ -1,0 +1,127 @@
+// The lens on small TorchScript models written in the test: layer paths, aliases, errors, capture
+// after in-place ops, and the rectifier backward rules for every ReLU form.
+#include "netlens/model/lens.h"
+
+#include <gtest/gtest.h>
+
+#include "netlens/core/errors.h"
+#include "netlens/techniques/common.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+
+torch::jit::Module ConvModule(const torch::Tensor& weight) {
+  torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
+  conv.register_parameter("weight", weight, false);
+  conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
+  return conv;
+}
+
+// x -> block.conv -> (in-place +1) -> relu_ -> mean -> fc
+torch::jit::Module NestedModel() {
+  torch::manual_seed(1);
+  torch::jit::Module block("Block", test::SharedUnit(), true);
+  block.register_module("conv", ConvModule(torch::randn({4, 2, 3, 3}, torch::kFloat64)));
+  block.define(
+      "def forward(self, x):\n"
+      "    a = self.conv.forward(x)\n"
+      "    a += 1.0\n"
+      "    return torch.relu_(a)\n");
+  torch::jit::Module fc("Linear", test::SharedUnit(), true);
+  fc.register_parameter("weight", torch::randn({3, 4}, torch::kFloat64), false);
+  fc.define("def forward(self, x):\n    return torch.matmul(x, self.weight.t())\n");
+  torch::jit::Module net("Net", test::SharedUnit(), true);
+  net.register_module("block", block);
+  net.register_module("fc", fc);
+  net.define("def forward(self, x):\n    return self.fc.forward(self.block.forward(x).mean([2, 3]))\n");
+  return net;
+}
+
+TEST(Lens, ListsNestedModulePathsInForwardOrderWithShapes) {
+  auto module = NestedModel();
+  auto model = test::SaveAndLoad(module, 2, 6, 6);
+  const auto& layers = model->lens().layers();
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[0].path, "block");
+  EXPECT_EQ(layers[1].path, "block.conv");
+  EXPECT_EQ(layers[1].type, "Conv2d");
+  EXPECT_EQ(layers[1].shape, (std::vector<int64_t>{1, 4, 4, 4}));
+  EXPECT_EQ(layers[2].path, "fc");
+  EXPECT_EQ(layers[2].shape, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(model->lens().RectifierCount(), 1);
+}
+
+TEST(Lens, ResolvesAliasesAndSuggestsNames) {
+  auto module = NestedModel();
+  auto model = test::SaveAndLoad(module, 2, 6, 6);
+  EXPECT_EQ(model->lens().Resolve("conv-0"), "block.conv");
+  EXPECT_EQ(model->lens().Resolve("last-conv"), "block.conv");
+  EXPECT_THROW(model->lens().Resolve("conv-1"), UsageError);
+  try {
+    model->lens().Resolve("block.cnv");
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean \"block.conv\""), std::string::npos) << e.what();
+  }
+}
+
+TEST(Lens, CaptureIsTheLayerOutputBeforeLaterInPlaceOps) {
+  auto module = NestedModel();
+  auto model = test::SaveAndLoad(module, 2, 6, 6);
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const torch::Tensor w = module.attr("block").toModule().attr("conv").toModule().attr("weight").toTensor();
+  torch::NoGradGuard no_grad;
+  auto capture = model->lens().Forward(x, {"block.conv", "block"});
+  const torch::Tensor conv = torch::conv2d(x, w);
+  EXPECT_TRUE(test::AllClose(capture.activations[0], conv, 1e-12));
+  EXPECT_TRUE(test::AllClose(capture.activations[1], torch::relu(conv + 1), 1e-12));
+  EXPECT_TRUE(test::AllClose(capture.output, model->Logits(x), 1e-12));
+}
+
+// f_t = sum_i W[t, i] * act(x)_i for the ReLU form in `body`; the gradient under each rule is
+// known elementwise.
+struct RuleCase {
+  const char* name;
+  const char* body;
+  double hi;  // upper clamp (6 for ReLU6)
+};
+
+class RectifierRules : public ::testing::TestWithParam<RuleCase> {};
+
+TEST_P(RectifierRules, MatchesTheRuleElementwise) {
+  const RuleCase rc = GetParam();
+  torch::manual_seed(3);
+  const torch::Tensor W = torch::randn({2, 2 * 4 * 4}, torch::kFloat64);
+  torch::jit::Module act("Act", test::SharedUnit(), true);
+  act.define(std::string("def forward(self, x):\n") + rc.body);
+  torch::jit::Module net("Net", test::SharedUnit(), true);
+  net.register_module("act", act);
+  net.register_parameter("weight", W, false);
+  net.define("def forward(self, x):\n    return torch.matmul(torch.flatten(self.act.forward(x), 1), self.weight.t())\n");
+  auto model = test::SaveAndLoad(net, 2, 4, 4);
+  EXPECT_EQ(model->lens().RectifierCount(), 1) << rc.name;
+
+  const torch::Tensor x = torch::rand({1, 2, 4, 4}, torch::kFloat64) * 16 - 8;  // some above 6
+  const torch::Tensor w = W[1].view({1, 2, 4, 4});
+  const torch::Tensor pass = ((x > 0) & (x < rc.hi)).to(torch::kFloat64);
+  const auto vanilla = TargetGradients(*model, x, 1, {}, BackwardRule::kVanilla).input_grad;
+  const auto guided = TargetGradients(*model, x, 1, {}, BackwardRule::kGuided).input_grad;
+  const auto deconv = TargetGradients(*model, x, 1, {}, BackwardRule::kDeconvnet).input_grad;
+  EXPECT_TRUE(test::AllClose(vanilla, w * pass, 0)) << rc.name;
+  EXPECT_TRUE(test::AllClose(guided, w * pass * (w > 0).to(torch::kFloat64), 0)) << rc.name;
+  EXPECT_TRUE(test::AllClose(deconv, w.clamp_min(0), 0)) << rc.name;
+  EXPECT_FALSE(test::AllClose(vanilla, guided, 1e-9)) << rc.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllForms, RectifierRules,
+    ::testing::Values(
+        RuleCase{"functional", "    return torch.relu(x)\n", 1e300},
+        RuleCase{"inplace", "    y = x.clone()\n    torch.relu_(y)\n    return y\n", 1e300},
+        RuleCase{"hardtanh_relu6", "    return torch.hardtanh(x, 0.0, 6.0)\n", 6.0},
+        RuleCase{"hardtanh_inplace", "    y = x.clone()\n    return torch.hardtanh_(y, 0.0, 6.0)\n", 6.0}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace netlens

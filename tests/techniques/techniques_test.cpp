@@ -1,0 +1,150 @@
+// Exact oracles for the gradient-family techniques, run through the registry as the CLI runs them.
+#include <gtest/gtest.h>
+
+#include "netlens/core/errors.h"
+#include "netlens/image/render.h"
+#include "netlens/runner/common_options.h"
+#include "netlens/runner/runner.h"
+#include "netlens/techniques/registry.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+
+std::vector<Artifact> RunTechnique(const std::string& name, Model& model, const torch::Tensor& x,
+                                   int64_t target, Json options = Json::object()) {
+  const TechniqueInfo& t = FindTechnique(name);
+  Diagnostics diag;
+  const Json values = ValidateObject(options, {&t.options}, "", nullptr, diag);
+  diag.ThrowIfAny();
+  Params params({&CommonOptions(), &t.options}, values);
+  InputImage input;
+  input.tensor = x;
+  TechniqueContext ctx{model, input, target, params};
+  return t.run(ctx);
+}
+
+// logits = flatten(x) @ W^T + b: its saliency for class t is exactly the row W[t].
+struct LinearModel {
+  torch::Tensor W = torch::randn({5, 2 * 3 * 3}, torch::kFloat64);
+  torch::Tensor b = torch::randn({5}, torch::kFloat64);
+  std::shared_ptr<Model> model;
+  LinearModel() {
+    torch::jit::Module m("Linear", test::SharedUnit(), true);
+    m.register_parameter("weight", W, false);
+    m.register_parameter("bias", b, false);
+    m.define("def forward(self, x):\n    return torch.matmul(torch.flatten(x, 1), self.weight.t()) + self.bias\n");
+    model = test::SaveAndLoad(m, 2, 3, 3);
+  }
+};
+
+TEST(Saliency, LinearModelGradientIsItsWeightRow) {
+  torch::manual_seed(0);
+  LinearModel lm;
+  const torch::Tensor x = torch::randn({1, 2, 3, 3}, torch::kFloat64);
+  for (int64_t t : {0, 3}) {
+    const auto out = RunTechnique("saliency", *lm.model, x, t);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(test::AllClose(out[0].tensor, lm.W[t].view({1, 2, 3, 3}), 1e-12));
+    const auto ixg = RunTechnique("input-x-gradient", *lm.model, x, t);
+    EXPECT_TRUE(test::AllClose(ixg[0].tensor, x * lm.W[t].view({1, 2, 3, 3}), 1e-12));
+  }
+}
+
+TEST(Saliency, NoReluMeansGuidedEqualsVanilla) {
+  torch::manual_seed(0);
+  LinearModel lm;
+  const torch::Tensor x = torch::randn({1, 2, 3, 3}, torch::kFloat64);
+  EXPECT_TRUE(test::AllClose(RunTechnique("guided", *lm.model, x, 2)[0].tensor, lm.W[2].view({1, 2, 3, 3}), 1e-12));
+}
+
+TEST(Saliency, TargetOutOfRangeIsAUsageError) {
+  torch::manual_seed(0);
+  LinearModel lm;
+  EXPECT_THROW(RunTechnique("saliency", *lm.model, torch::zeros({1, 2, 3, 3}, torch::kFloat64), 5),
+               UsageError);
+}
+
+// conv (K=4, 3x3) -> relu -> spatial mean -> fc (3 x 4). With A = conv(x):
+// dA[k,i,j] = V[t,k] [A > 0] / 16, w_k = mean_ij dA, cam = sum_k w_k A[k].
+struct CamNet {
+  torch::Tensor K = torch::randn({4, 2, 3, 3}, torch::kFloat64);
+  torch::Tensor V = torch::randn({3, 4}, torch::kFloat64);
+  std::shared_ptr<Model> model;
+  CamNet() {
+    torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
+    conv.register_parameter("weight", K, false);
+    conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
+    torch::jit::Module net("Net", test::SharedUnit(), true);
+    net.register_module("conv", conv);
+    net.register_parameter("v", V, false);
+    net.define("def forward(self, x):\n    a = torch.relu(self.conv.forward(x))\n    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
+    model = test::SaveAndLoad(net, 2, 6, 6);
+  }
+  torch::Tensor HandCam(const torch::Tensor& x, int64_t t) const {
+    const torch::Tensor A = torch::conv2d(x, K)[0];  // 4 x 4 x 4
+    torch::Tensor cam = torch::zeros({4, 4}, torch::kFloat64);
+    for (int64_t k = 0; k < 4; ++k) {
+      const torch::Tensor dA = V[t][k] * (A[k] > 0).to(torch::kFloat64) / 16.0;
+      cam += dA.mean() * A[k];
+    }
+    return cam.view({1, 1, 4, 4});
+  }
+};
+
+TEST(GradCam, TwoLayerConvNetMatchesHandComputation) {
+  torch::manual_seed(4);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  for (int64_t t : {0, 2}) {
+    const auto out = RunTechnique("gradcam", *net.model, x, t, {{"layer", "conv"}});
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].layer, "conv");
+    EXPECT_EQ(out[0].kind, Artifact::Kind::kLayerMap);
+    EXPECT_TRUE(test::AllClose(out[0].tensor, net.HandCam(x, t), 1e-12));
+  }
+}
+
+TEST(GradCam, SeveralLayersInOneRequest) {
+  torch::manual_seed(4);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const auto out = RunTechnique("gradcam", *net.model, x, 1, {{"layer", {"conv", "last-conv"}}});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(test::AllClose(out[0].tensor, out[1].tensor, 0));
+  EXPECT_THROW(RunTechnique("gradcam", *net.model, x, 1, {{"layer", "conv9"}}), UsageError);
+}
+
+TEST(GuidedGradCam, IsGuidedBackpropTimesNearestUpsampledReluCam) {
+  torch::manual_seed(5);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const auto out = RunTechnique("guided-gradcam", *net.model, x, 0, {{"layer", "conv"}});
+  ASSERT_EQ(out.size(), 2u);
+  const torch::Tensor guided = RunTechnique("guided", *net.model, x, 0)[0].tensor;
+  const torch::Tensor up = ResizeMap(net.HandCam(x, 0)[0][0].clamp_min(0), 6, 6, /*nearest=*/true);
+  EXPECT_TRUE(test::AllClose(out[0].tensor, guided * up.view({1, 1, 6, 6}), 1e-12));
+}
+
+TEST(Registry, UnknownTechniqueSuggestsTheClosest) {
+  try {
+    FindTechnique("gradcm");
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean \"gradcam\""), std::string::npos);
+  }
+}
+
+TEST(Targets, IndexLabelPrefixAndTopK) {
+  torch::manual_seed(0);
+  LinearModel lm;
+  const torch::Tensor logits = torch::tensor({{0.1, 3.0, -1.0, 2.0, 0.0}}, torch::kFloat64);
+  EXPECT_EQ(ResolveTargets({}, *lm.model, logits), std::vector<int64_t>{1});
+  EXPECT_EQ(ResolveTargets({"top2"}, *lm.model, logits), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(ResolveTargets({"4", "0"}, *lm.model, logits), (std::vector<int64_t>{4, 0}));
+  EXPECT_THROW(ResolveTargets({"5"}, *lm.model, logits), UsageError);
+  EXPECT_THROW(ResolveTargets({"cat"}, *lm.model, logits), UsageError);  // no labels
+}
+
+}  // namespace
+}  // namespace netlens

@@ -1,0 +1,81 @@
+// Helpers for tests: small TorchScript models written in TorchScript source, saved beside a
+// sidecar netlens metadata file, and loaded through the same path as a user's model.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "netlens/model/model.h"
+
+namespace netlens::test {
+
+// One compilation unit for all modules a test builds, so that parents can call submodules.
+inline std::shared_ptr<torch::jit::CompilationUnit> SharedUnit() {
+  static auto unit = std::make_shared<torch::jit::CompilationUnit>();
+  return unit;
+}
+
+inline std::string TempDir(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir = (std::filesystem::temp_directory_path() / "netlens_tests" /
+                     (std::string(info->test_suite_name()) + "." + info->name() + "." + name))
+                        .string();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+// Saves `module` with an identity-normalization sidecar for a C x H x W input and loads it.
+inline std::shared_ptr<Model> SaveAndLoad(torch::jit::Module& module, int64_t c, int64_t h,
+                                          int64_t w, const std::string& dtype = "float64") {
+  const std::string dir = TempDir("model");
+  const std::string path = dir + "/m.pt";
+  module.save(path);
+  std::string mean = "[", stdv = "[";
+  for (int64_t i = 0; i < c; ++i) {
+    mean += std::string(i ? "," : "") + "0";
+    stdv += std::string(i ? "," : "") + "1";
+  }
+  WriteText(dir + "/m.json", "{\"input_size\": [" + std::to_string(h) + "," + std::to_string(w) +
+                                 "], \"channels\": " + std::to_string(c) + ", \"mean\": " + mean +
+                                 "], \"std\": " + stdv + "], \"channel_order\": \"" +
+                                 (c == 1 ? "gray" : "rgb") + "\"}");
+  ModelRequest request;
+  request.path = path;
+  request.device = "cpu";
+  request.dtype = dtype;
+  return Model::Load(request);
+}
+
+inline std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+inline std::string SharedModels() {
+  return EnvOr("NETLENS_SHARED_MODELS", NETLENS_SHARED_MODELS_DEFAULT);
+}
+
+inline std::string TestModels() { return EnvOr("NETLENS_TEST_MODELS", NETLENS_TEST_MODELS_DEFAULT); }
+
+inline ::testing::AssertionResult AllClose(const torch::Tensor& a, const torch::Tensor& b,
+                                           double atol, double rtol = 0) {
+  if (a.sizes() != b.sizes())
+    return ::testing::AssertionFailure() << "shapes differ: " << a.sizes() << " vs " << b.sizes();
+  const auto diff = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs();
+  const auto bound = atol + rtol * b.to(torch::kFloat64).abs();
+  if ((diff <= bound).all().item<bool>()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max |a - b| = " << diff.max().item<double>();
+}
+
+}  // namespace netlens::test
