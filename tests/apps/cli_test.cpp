@@ -208,5 +208,13 @@ TEST(Cli, VersionAndList) {
     EXPECT_NE(r.output.find(t), std::string::npos) << t;
 }
 
+TEST(Cli, OptionsPageIsCurrent) {
+  const Result r = RunNetlens("list --markdown");
+  ASSERT_EQ(r.code, 0);
+  std::ifstream in(Source("docs/options.md"));
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(r.output, doc) << "regenerate: ./build/netlens list --markdown > docs/options.md";
+}
+
 }  // namespace
 }  // namespace netlens

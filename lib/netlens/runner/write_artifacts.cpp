@@ -1,5 +1,7 @@
 #include "netlens/runner/write_artifacts.h"
 
+#include <opencv2/imgproc.hpp>
+
 #include <filesystem>
 
 #include "netlens/core/log.h"
@@ -24,13 +26,26 @@ class Writer {
 
   void Image(const std::string& stem, const std::string& view, const Artifact& a, const cv::Mat& img) {
     const std::string path = (fs::path(folder_) / (stem + (view.empty() ? "" : "_" + view) + ".png")).string();
-    WriteImageAtomic(path, img);
-    Add(path, "image", a, {img.rows, img.cols, img.channels()}, view.empty() ? "color" : view);
+    const cv::Mat shown = Enlarged(img);
+    WriteImageAtomic(path, shown);
+    Add(path, "image", a, {shown.rows, shown.cols, shown.channels()}, view.empty() ? "color" : view);
   }
 
   Json outputs = Json::array();
 
  private:
+  // Pictures of small inputs (28 x 28 Fashion-MNIST, 32 x 32 CIFAR) are enlarged by a whole
+  // factor, nearest neighbour, to at least kMinPictureSize pixels; raw arrays keep their size.
+  static cv::Mat Enlarged(const cv::Mat& img) {
+    constexpr int kMinPictureSize = 224;
+    const int side = std::min(img.rows, img.cols);
+    if (side >= kMinPictureSize / 2 || side == 0) return img;
+    const int factor = (kMinPictureSize + side - 1) / side;
+    cv::Mat out;
+    cv::resize(img, out, cv::Size(), factor, factor, cv::INTER_NEAREST);
+    return out;
+  }
+
   void Add(const std::string& path, const std::string& kind, const Artifact& a,
            const std::vector<int64_t>& shape, const std::string& view) {
     Json entry{{"path", fs::relative(path, root_).string()}, {"kind", kind}, {"shape", shape},

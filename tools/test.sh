@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies, exports (or reuses cached) torchvision test
+# models, builds everything and runs the whole GoogleTest suite through CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+CACHE_ROOT=${NETLENS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netlens}
+SHARED=${NETLENS_SHARED_MODELS:-$(cd .. && pwd)/shared/models}
+
+# Random-weight torchvision exports, cached by the exporter's content hash.
+key=$(sha256sum tools/export_test_models.py | cut -c1-16)
+models="$CACHE_ROOT/test_models/$key"
+if [ ! -f "$models/.complete" ]; then
+  echo "test.sh: exporting torchvision test models to $models"
+  rm -rf "$models.partial" && mkdir -p "$models.partial"
+  /usr/bin/python3 tools/export_test_models.py "$models.partial"
+  touch "$models.partial/.complete"
+  rm -rf "$models" && mv "$models.partial" "$models"
+fi
+
+bash tools/build.sh -DNETLENS_BUILD_TESTS=ON -DNETLENS_TEST_MODELS="$models" \
+  -DNETLENS_SHARED_MODELS="$SHARED"
+cd build
+NETLENS_REQUIRE_TEST_MODELS=1 ctest -j"$(nproc)" --output-on-failure "$@"
