@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include "netlens/core/options.h"
 #include "tests/test_util.h"
@@ -206,6 +207,60 @@ TEST(Cli, VersionAndList) {
   EXPECT_EQ(r.code, 0);
   for (const char* t : {"saliency", "guided", "deconvnet", "input-x-gradient", "gradcam", "guided-gradcam"})
     EXPECT_NE(r.output.find(t), std::string::npos) << t;
+}
+
+// Every technique of the attribution suite from the command line on a real model (ResNet-20 on
+// CIFAR-10 keeps it fast), and all of them again from one task file.
+TEST(Cli, EveryTechniqueRunsOnARealModel) {
+  RequireShared();
+  const std::string dir = test::TempDir("all");
+  const std::string common = " --model " + Shared("resnet20_cifar10.scripted.pt") +
+                             " --input-size 32 --image " + Shared("images/chelsea.png");
+  const std::vector<std::pair<std::string, std::string>> runs{
+      {"smoothgrad", "--samples 6 --batch-size 4 --guided"},
+      {"integrated-gradients", "--steps 16 --baseline blur"},
+      {"occlusion", "--window 8 --stride 4"},
+      {"occlusion", "--window 8 --mode probability"},
+      {"gradcam++", "--layer layer3,layer2"},
+      {"xgradcam", "--layer layer3"},
+      {"layercam", "--layer layer2"},
+      {"hirescam", "--layer layer3"},
+      {"scorecam", "--layer layer3 --batch-size 16"},
+      {"ablationcam", "--layer layer3 --batch-size 16"},
+      {"eigencam", "--layer layer3"},
+      {"layer-gradient", "--layer layer2.0.conv1 --channel 3"},
+      {"deconvnet", "--target 3,5"},
+      {"input-x-gradient", ""},
+  };
+  std::string yaml = "model: " + Shared("resnet20_cifar10.scripted.pt") + "\ninput_size: 32\nimage: " +
+                     Shared("images/chelsea.png") + "\nout: " + dir + "/batch\ntasks:\n";
+  int i = 0;
+  for (const auto& [technique, options] : runs) {
+    const std::string out = dir + "/" + std::to_string(i++);
+    const Result r = RunNetlens(technique + common + " " + options + " --out " + out);
+    ASSERT_EQ(r.code, 0) << technique << " " << options << "\n" << r.output;
+    const Json job = ReadJson(out + "/manifest.json")["jobs"][0];
+    EXPECT_EQ(job["status"], "ok") << technique;
+    EXPECT_EQ(job["target"]["label"], "cat") << technique;
+    for (const auto& o : job["outputs"]) EXPECT_TRUE(fs::exists(out + "/" + o["path"].get<std::string>()));
+    yaml += "  - technique: " + technique + "\n";
+    std::vector<std::string> words;
+    std::istringstream in(options);
+    for (std::string w; in >> w;) words.push_back(w);
+    for (size_t k = 0; k < words.size(); ++k) {
+      std::string key = words[k].substr(2);
+      std::replace(key.begin(), key.end(), '-', '_');
+      const bool flag = k + 1 == words.size() || words[k + 1].rfind("--", 0) == 0;
+      yaml += "    " + key + ": " + (flag ? std::string("true") : "\"" + words[++k] + "\"") + "\n";
+    }
+  }
+  test::WriteText(dir + "/all.yaml", yaml);
+  const Result r = RunNetlens("run " + dir + "/all.yaml");
+  ASSERT_EQ(r.code, 0) << yaml << r.output;
+  const Json m = ReadJson(dir + "/batch/manifest.json");
+  EXPECT_EQ(m["jobs"].size(), runs.size() + 1);  // deconvnet has two targets
+  const Json ig = ReadJson(dir + "/1/manifest.json")["jobs"][0];
+  EXPECT_LT(ig["metrics"]["completeness"]["relative_delta"].get<double>(), 0.2) << ig["metrics"].dump();
 }
 
 TEST(Cli, OptionsPageIsCurrent) {

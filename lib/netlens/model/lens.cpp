@@ -323,6 +323,35 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
   return fn;
 }
 
+std::shared_ptr<torch::jit::GraphFunction> Lens::BuildScaled(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string key = "scaled|" + path;
+  auto cached = cache_.find(key);
+  if (cached != cache_.end()) return cached->second;
+  auto graph = base_graph_->copy();
+  const auto outputs = FindLayerOutputs(*graph, nullptr);
+  auto it = outputs.find(path);
+  if (it == outputs.end() || !Info(path).capturable)
+    throw InternalError("Lens::BuildScaled: layer " + Quote(path) + " is not capturable");
+  Value* v = it->second;
+  Value* scale = graph->addInput("netlens_scale");
+  scale->setType(c10::TensorType::get());
+  torch::jit::WithInsertPoint guard(v->node()->next());
+  Value* scaled = graph->insert(aten::mul, {v, scale});
+  v->replaceAllUsesAfterNodeWith(scaled->node(), scaled);
+  auto fn = std::make_shared<torch::jit::GraphFunction>("netlens_scaled", graph, nullptr);
+  cache_[key] = fn;
+  return fn;
+}
+
+torch::Tensor Lens::ForwardScaled(const torch::Tensor& input, const std::string& layer,
+                                  const torch::Tensor& scale) {
+  auto fn = BuildScaled(layer);
+  torch::jit::Stack stack{module_._ivalue(), input, scale};
+  fn->run(stack);
+  return LogitsOf(stack.back());
+}
+
 torch::Tensor LogitsOf(const c10::IValue& output) {
   if (output.isTensor()) return output.toTensor();
   // GoogLeNet and Inception return a named tuple (logits, aux...): the logits come first.

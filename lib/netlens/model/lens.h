@@ -68,12 +68,19 @@ class Lens {
   Capture Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
                   BackwardRule rule = BackwardRule::kVanilla);
 
+  // One forward pass in which ops after `layer` read `layer_output * scale` instead of the layer
+  // output (`scale` broadcasts against it: N x K x 1 x 1 zeros one channel per sample). For
+  // ablation studies; returns the model output.
+  torch::Tensor ForwardScaled(const torch::Tensor& input, const std::string& layer,
+                              const torch::Tensor& scale);
+
   // Runs one no-grad forward on `probe` and records every capturable layer's output shape.
   void MeasureShapes(const torch::Tensor& probe);
 
  private:
   std::shared_ptr<torch::jit::GraphFunction> Build(const std::vector<std::string>& paths,
                                                    BackwardRule rule);
+  std::shared_ptr<torch::jit::GraphFunction> BuildScaled(const std::string& path);
 
   torch::jit::Module module_;
   std::shared_ptr<torch::jit::Graph> base_graph_;

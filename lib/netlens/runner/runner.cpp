@@ -171,6 +171,7 @@ Json Runner::RunJob(const Job& job) {
                         {"compute", compute_ms}, {"write", write_ms}}},
     });
     if (!job.where.empty()) entries.back()["task"] = job.where;
+    if (!ctx.metrics.empty()) entries.back()["metrics"] = ctx.metrics;
   }
   return entries;
 }

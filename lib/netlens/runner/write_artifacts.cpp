@@ -95,7 +95,7 @@ Json WriteArtifacts(const std::vector<Artifact>& artifacts, const InputImage& in
     writer.Raw(stem, a);
     if (a.kind == Artifact::Kind::kInputAttribution) {
       WriteInputAttribution(writer, stem, a, input, outlier_percent);
-    } else {
+    } else if (a.kind == Artifact::Kind::kLayerMap) {
       WriteLayerMap(writer, stem, a, input);
     }
   }

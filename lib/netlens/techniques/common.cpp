@@ -1,5 +1,7 @@
 #include "netlens/techniques/common.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "netlens/core/errors.h"
 
 namespace netlens {
@@ -25,6 +27,44 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
     out.layer_grads.push_back(grads[i + 1].defined() ? grads[i + 1] : torch::zeros_like(a));
   }
   return out;
+}
+
+torch::Tensor InputGradientOf(Model& model, const torch::Tensor& input,
+                              const std::vector<std::string>& layers, BackwardRule rule,
+                              const std::function<torch::Tensor(const Lens::Capture&)>& objective) {
+  torch::Tensor x = input.detach().clone().requires_grad_(true);
+  const Lens::Capture capture = model.lens().Forward(x, layers, rule);
+  auto grads = torch::autograd::grad({objective(capture)}, {x}, {}, false, false, true);
+  return grads[0].defined() ? grads[0] : torch::zeros_like(x);
+}
+
+torch::Tensor BatchedInputGradients(Model& model, const torch::Tensor& inputs, int64_t target,
+                                    BackwardRule rule, int64_t batch_size) {
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < inputs.size(0); start += batch_size) {
+    const torch::Tensor chunk = inputs.slice(0, start, std::min(start + batch_size, inputs.size(0)));
+    parts.push_back(TargetGradients(model, chunk, target, {}, rule).input_grad);
+  }
+  return torch::cat(parts, 0);
+}
+
+torch::Tensor BatchedLogits(Model& model, const torch::Tensor& inputs, int64_t batch_size) {
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < inputs.size(0); start += batch_size)
+    parts.push_back(model.Logits(inputs.slice(0, start, std::min(start + batch_size, inputs.size(0)))));
+  return torch::cat(parts, 0);
+}
+
+torch::Tensor SeededNormal(const torch::Tensor& like, int64_t count, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  std::vector<int64_t> shape = like.sizes().vec();
+  shape[0] = count;
+  return torch::randn(shape, generator, torch::kFloat64).to(like.device(), like.scalar_type());
+}
+
+torch::Tensor SeededUniform(const torch::Tensor& like, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  return torch::rand(like.sizes(), generator, torch::kFloat64).to(like.device(), like.scalar_type());
 }
 
 torch::Tensor GradCam(const torch::Tensor& activation, const torch::Tensor& gradient) {

@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,24 @@ struct Gradients {
 Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t target,
                           const std::vector<std::string>& layers,
                           BackwardRule rule = BackwardRule::kVanilla);
+
+// d objective / d x for any scalar objective of the captured activations, in one pass.
+torch::Tensor InputGradientOf(Model& model, const torch::Tensor& input,
+                              const std::vector<std::string>& layers, BackwardRule rule,
+                              const std::function<torch::Tensor(const Lens::Capture&)>& objective);
+
+// Per-sample gradients of the target logit for a batch of inputs (N x C x H x W), evaluated in
+// chunks of `batch_size` samples (forward + backward each).
+torch::Tensor BatchedInputGradients(Model& model, const torch::Tensor& inputs, int64_t target,
+                                    BackwardRule rule, int64_t batch_size);
+
+// Logits for a batch of inputs, without autograd, in chunks of `batch_size`.
+torch::Tensor BatchedLogits(Model& model, const torch::Tensor& inputs, int64_t batch_size);
+
+// Reproducible standard-normal noise shaped like `like`: drawn on the CPU from `seed`, then
+// moved to `like`'s device and dtype, so a seed gives the same noise on every device.
+torch::Tensor SeededNormal(const torch::Tensor& like, int64_t count, uint64_t seed);
+torch::Tensor SeededUniform(const torch::Tensor& like, uint64_t seed);
 
 // Grad-CAM at one layer (Selvaraju et al.; Captum's LayerGradCam without ReLU):
 // w_k = mean_ij dA[k,i,j]; cam = sum_k w_k A[k]. Returns N x 1 x h x w.

@@ -2,6 +2,8 @@
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
+#include "netlens/techniques/attribution_family.h"
+#include "netlens/techniques/cam.h"
 #include "netlens/techniques/gradient_family.h"
 
 namespace netlens {
@@ -15,6 +17,17 @@ const std::vector<TechniqueInfo>& Techniques() {
       InputXGradientTechnique(),
       GradCamTechnique(),
       GuidedGradCamTechnique(),
+      GradCamPlusPlusTechnique(),
+      XGradCamTechnique(),
+      LayerCamTechnique(),
+      HiResCamTechnique(),
+      ScoreCamTechnique(),
+      AblationCamTechnique(),
+      EigenCamTechnique(),
+      SmoothGradTechnique(),
+      IntegratedGradientsTechnique(),
+      OcclusionTechnique(),
+      LayerGradientTechnique(),
   };
   return techniques;
 }

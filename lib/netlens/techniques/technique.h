@@ -18,6 +18,7 @@ struct Artifact {
   enum class Kind {
     kInputAttribution,  // 1 x C x H x W, shaped like the input
     kLayerMap,          // 1 x 1 x h x w at a layer's resolution (a CAM), rendered upsampled
+    kRawOnly,           // written as .npy only (e.g. a map of class indices)
   };
   std::string name;       // file stem part: "guided", "gradcam"
   torch::Tensor tensor;   // raw result, any device, the model's dtype
@@ -32,6 +33,7 @@ struct TechniqueContext {
   const InputImage& input;
   int64_t target = 0;
   const Params& params;
+  Json metrics = Json::object();  // figures for the manifest (e.g. IG's completeness delta)
 };
 
 using TechniqueFn = std::vector<Artifact> (*)(TechniqueContext& ctx);

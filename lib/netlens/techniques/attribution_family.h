@@ -1,0 +1,20 @@
+// Attribution techniques beyond plain gradients, each defined in its own .cpp file.
+#pragma once
+
+#include "netlens/techniques/technique.h"
+
+namespace netlens {
+
+TechniqueInfo SmoothGradTechnique();
+TechniqueInfo IntegratedGradientsTechnique();
+TechniqueInfo OcclusionTechnique();
+TechniqueInfo LayerGradientTechnique();
+
+// Nodes and weights of the n-point Gauss-Legendre rule on [-1, 1], in float64 (ascending nodes).
+void GaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& weights);
+
+// IG path points a_k in [0, 1] and weights w_k for `method` (Captum's approximation methods).
+void IntegrationRule(const std::string& method, int64_t steps, std::vector<double>& alphas,
+                     std::vector<double>& weights);
+
+}  // namespace netlens

@@ -1,0 +1,267 @@
+// Exact oracles for SmoothGrad, integrated gradients, occlusion, layer gradients and the CAM
+// variants on models small enough to compute by hand.
+#include <gtest/gtest.h>
+
+#include "netlens/core/errors.h"
+#include "netlens/image/render.h"
+#include "netlens/runner/common_options.h"
+#include "netlens/techniques/attribution_family.h"
+#include "netlens/techniques/registry.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+
+struct Outcome {
+  std::vector<Artifact> artifacts;
+  Json metrics;
+};
+
+Outcome RunTechnique(const std::string& name, Model& model, const torch::Tensor& x, int64_t target,
+            Json options = Json::object()) {
+  const TechniqueInfo& t = FindTechnique(name);
+  Diagnostics diag;
+  const Json values = ValidateObject(options, {&t.options}, "", nullptr, diag);
+  diag.ThrowIfAny();
+  Params params({&CommonOptions(), &t.options}, values);
+  InputImage input;
+  input.tensor = x;
+  TechniqueContext ctx{model, input, target, params};
+  auto artifacts = t.run(ctx);
+  return {artifacts, ctx.metrics};
+}
+
+struct LinearModel {  // logits = flatten(x) W^T + b
+  torch::Tensor W, b;
+  std::shared_ptr<Model> model;
+  explicit LinearModel(int64_t c = 1, int64_t h = 6, int64_t w = 6) {
+    W = torch::randn({3, c * h * w}, torch::kFloat64);
+    b = torch::randn({3}, torch::kFloat64);
+    torch::jit::Module m("Linear", test::SharedUnit(), true);
+    m.register_parameter("weight", W, false);
+    m.register_parameter("bias", b, false);
+    m.define("def forward(self, x):\n    return torch.matmul(torch.flatten(x, 1), self.weight.t()) + self.bias\n");
+    model = test::SaveAndLoad(m, c, h, w);
+  }
+};
+
+TEST(IntegratedGradients, LinearModelIsInputMinusBaselineTimesWeightForEveryMethod) {
+  torch::manual_seed(0);
+  LinearModel lm;
+  const torch::Tensor x = torch::randn({1, 1, 6, 6}, torch::kFloat64);
+  for (const char* method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"}) {
+    for (int steps : {1, 7, 50}) {
+      if (steps == 1 && std::string(method) == "riemann_trapezoid") continue;
+      const auto out = RunTechnique("integrated-gradients", *lm.model, x, 2, {{"method", method}, {"steps", steps}, {"batch_size", 4}});
+      EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, x * lm.W[2].view({1, 1, 6, 6}), 1e-12)) << method << " " << steps;
+      EXPECT_NEAR(out.metrics["completeness"]["delta"].get<double>(), 0.0, 1e-10) << method;
+    }
+  }
+}
+
+TEST(IntegratedGradients, RulesMatchCaptum) {
+  std::vector<double> a, w;
+  IntegrationRule("gausslegendre", 3, a, w);  // nodes -sqrt(3/5), 0, sqrt(3/5); weights 5/9, 8/9, 5/9
+  EXPECT_NEAR(a[0], 0.5 * (1 - std::sqrt(0.6)), 1e-15);
+  EXPECT_NEAR(a[1], 0.5, 1e-15);
+  EXPECT_NEAR(w[0], 5.0 / 18, 1e-14);
+  EXPECT_NEAR(w[1], 8.0 / 18, 1e-14);
+  IntegrationRule("gausslegendre", 50, a, w);
+  double sum = 0;
+  for (double v : w) sum += v;
+  EXPECT_NEAR(sum, 1.0, 1e-13);
+  IntegrationRule("riemann_trapezoid", 5, a, w);
+  EXPECT_EQ(a, (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+  EXPECT_EQ(w, (std::vector<double>{0.125, 0.25, 0.25, 0.25, 0.125}));
+  IntegrationRule("riemann_middle", 4, a, w);
+  EXPECT_EQ(a, (std::vector<double>{0.125, 0.375, 0.625, 0.875}));
+}
+
+TEST(IntegratedGradients, CompletenessWithinOnePercentOnAReluNetwork) {
+  torch::manual_seed(1);
+  torch::jit::Module m("Mlp", test::SharedUnit(), true);
+  m.register_parameter("w1", torch::randn({32, 3 * 4 * 4}, torch::kFloat64) * 0.5, false);
+  m.register_parameter("w2", torch::randn({32, 32}, torch::kFloat64) * 0.5, false);
+  m.register_parameter("w3", torch::randn({4, 32}, torch::kFloat64) * 0.5, false);
+  m.define(
+      "def forward(self, x):\n"
+      "    h = torch.relu(torch.matmul(torch.flatten(x, 1), self.w1.t()))\n"
+      "    h = torch.relu(torch.matmul(h, self.w2.t()))\n"
+      "    return torch.matmul(h, self.w3.t())\n");
+  auto model = test::SaveAndLoad(m, 3, 4, 4);
+  const torch::Tensor x = torch::randn({1, 3, 4, 4}, torch::kFloat64);
+  const auto out = RunTechnique("integrated-gradients", *model, x, 1, {{"steps", 50}});
+  EXPECT_LT(out.metrics["completeness"]["relative_delta"].get<double>(), 0.01) << out.metrics.dump();
+  EXPECT_GT(std::abs(out.metrics["completeness"]["logit_difference"].get<double>()), 0.1);
+}
+
+TEST(SmoothGrad, ZeroNoiseEqualsThePlainGradientAndSeedsReproduce) {
+  torch::manual_seed(2);
+  LinearModel lm;
+  const torch::Tensor x = torch::randn({1, 1, 6, 6}, torch::kFloat64);
+  const auto plain = RunTechnique("saliency", *lm.model, x, 1).artifacts[0].tensor;
+  const auto sg = RunTechnique("smoothgrad", *lm.model, x, 1, {{"noise", 0.0}, {"samples", 5}, {"batch_size", 2}});
+  EXPECT_TRUE(test::AllClose(sg.artifacts[0].tensor, plain, 1e-12));
+  const auto sq = RunTechnique("smoothgrad", *lm.model, x, 1, {{"variant", "smoothgrad_sq"}, {"samples", 3}});
+  EXPECT_TRUE(test::AllClose(sq.artifacts[0].tensor, plain * plain, 1e-12));  // linear: g constant
+  const auto var = RunTechnique("smoothgrad", *lm.model, x, 1, {{"variant", "vargrad"}, {"samples", 3}});
+  EXPECT_TRUE(test::AllClose(var.artifacts[0].tensor, torch::zeros_like(plain), 1e-12));
+}
+
+TEST(SmoothGrad, NoiseMattersOnReluModelsAndTheSeedFixesIt) {
+  torch::manual_seed(3);
+  torch::jit::Module m("R", test::SharedUnit(), true);
+  m.register_parameter("w", torch::randn({2, 16}, torch::kFloat64), false);
+  m.define("def forward(self, x):\n    return torch.matmul(torch.relu(torch.flatten(x, 1)), self.w.t())\n");
+  auto model = test::SaveAndLoad(m, 1, 4, 4);
+  const torch::Tensor x = torch::randn({1, 1, 4, 4}, torch::kFloat64);
+  const Json opts{{"noise", 1.0}, {"noise_mode", "absolute"}, {"samples", 64}, {"seed", 7}};
+  const auto a = RunTechnique("smoothgrad", *model, x, 0, opts).artifacts[0].tensor;
+  const auto b = RunTechnique("smoothgrad", *model, x, 0, opts).artifacts[0].tensor;
+  EXPECT_TRUE(torch::equal(a, b));
+  const auto plain = RunTechnique("saliency", *model, x, 0).artifacts[0].tensor;
+  EXPECT_FALSE(test::AllClose(a, plain, 1e-3));
+  // E[g] = w * P(x + noise > 0): the weight row scaled elementwise by a probability in [0, 1].
+  const torch::Tensor w = model->Logits(torch::eye(16, torch::kFloat64).view({16, 1, 4, 4})).select(1, 0).view({1, 1, 4, 4});
+  const torch::Tensor ratio = a / w;
+  EXPECT_TRUE(((ratio >= 0) & (ratio <= 1)).all().item<bool>());
+}
+
+// Brute-force reference of Captum's occlusion for a linear model: per window the logit drop is
+// sum over the window of w * (x - baseline); each element averages the drops of its windows.
+torch::Tensor OcclusionReference(const torch::Tensor& x, const torch::Tensor& w, int64_t win, int64_t stride) {
+  const int64_t H = x.size(2), W = x.size(3);
+  torch::Tensor sum = torch::zeros_like(x), count = torch::zeros_like(x);
+  for (int64_t i = 0; i <= (H - win + stride - 1) / stride; ++i)
+    for (int64_t j = 0; j <= (W - win + stride - 1) / stride; ++j) {
+      const int64_t r0 = i * stride, c0 = j * stride, r1 = std::min(H, r0 + win), c1 = std::min(W, c0 + win);
+      const double drop = (w * x).slice(2, r0, r1).slice(3, c0, c1).sum().item<double>();
+      sum.slice(2, r0, r1).slice(3, c0, c1) += drop;
+      count.slice(2, r0, r1).slice(3, c0, c1) += 1;
+    }
+  return sum / count;
+}
+
+TEST(Occlusion, AdditiveModelGetsItsPerWindowContributions) {
+  torch::manual_seed(4);
+  LinearModel lm(1, 7, 7);
+  const torch::Tensor x = torch::randn({1, 1, 7, 7}, torch::kFloat64);
+  const torch::Tensor w = lm.W[1].view({1, 1, 7, 7});
+  for (auto [win, stride] : std::vector<std::pair<int, int>>{{3, 2}, {3, 3}, {4, 1}, {7, 1}}) {
+    const auto out = RunTechnique("occlusion", *lm.model, x, 1, {{"window", win}, {"stride", stride}, {"batch_size", 5}});
+    EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, OcclusionReference(x, w, win, stride), 1e-12))
+        << win << "/" << stride;
+  }
+  EXPECT_THROW(RunTechnique("occlusion", *lm.model, x, 1, {{"window", 2}, {"stride", 3}}), UsageError);
+}
+
+TEST(Occlusion, ProbabilityModeTilesTheInput) {
+  torch::manual_seed(5);
+  LinearModel lm(1, 6, 6);
+  const torch::Tensor x = torch::randn({1, 1, 6, 6}, torch::kFloat64);
+  const auto out = RunTechnique("occlusion", *lm.model, x, 0, {{"mode", "probability"}, {"window", 3}});
+  ASSERT_EQ(out.artifacts.size(), 2u);
+  EXPECT_EQ(out.artifacts[0].tensor.sizes().vec(), (std::vector<int64_t>{1, 1, 2, 2}));
+  // Top-left tile occluded by hand.
+  torch::Tensor occluded = x.clone();
+  occluded.slice(2, 0, 3).slice(3, 0, 3).zero_();
+  const double p = torch::softmax(lm.model->Logits(occluded), 1)[0][0].item<double>();
+  EXPECT_NEAR(out.artifacts[0].tensor[0][0][0][0].item<double>(), p, 1e-12);
+}
+
+// conv (K=4, 3x3) -> relu -> spatial mean -> fc (3 x 4); A = conv(x) is known in closed form and
+// dA[k] = V[t,k] [A_k > 0] / 16.
+struct CamNet {
+  torch::Tensor K = torch::randn({4, 2, 3, 3}, torch::kFloat64);
+  torch::Tensor V = torch::randn({3, 4}, torch::kFloat64);
+  std::shared_ptr<Model> model;
+  CamNet() {
+    torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
+    conv.register_parameter("weight", K, false);
+    conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
+    torch::jit::Module net("Net", test::SharedUnit(), true);
+    net.register_module("conv", conv);
+    net.register_parameter("v", V, false);
+    net.define("def forward(self, x):\n    a = torch.relu(self.conv.forward(x))\n    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
+    model = test::SaveAndLoad(net, 2, 6, 6);
+  }
+  torch::Tensor A(const torch::Tensor& x) const { return torch::conv2d(x, K); }
+  torch::Tensor dA(const torch::Tensor& x, int64_t t) const {
+    return V[t].view({1, 4, 1, 1}) * (A(x) > 0).to(torch::kFloat64) / 16.0;
+  }
+  torch::Tensor Logits(const torch::Tensor& a) const { return torch::relu(a).mean({2, 3}).matmul(V.t()); }
+};
+
+TEST(CamVariants, MatchHandComputationOnATinyConvNet) {
+  torch::manual_seed(6);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const int64_t t = 1;
+  const torch::Tensor A = net.A(x), g = net.dA(x, t);
+  const torch::Tensor sumA = A.sum({2, 3}, true);
+  torch::Tensor aij = g * g / (2 * g * g + sumA * g * g * g + 1e-6);
+  aij = torch::where(g != 0, aij, torch::zeros_like(aij));
+  std::map<std::string, torch::Tensor> expected{
+      {"gradcam++", ((g.clamp_min(0) * aij).sum({2, 3}, true) * A).sum(1, true)},
+      {"xgradcam", ((g * A / (sumA + 1e-7)).sum({2, 3}, true) * A).sum(1, true)},
+      {"layercam", (g.clamp_min(0) * A).sum(1, true)},
+      {"hirescam", (g * A).sum(1, true)},
+  };
+  // Ablation: zero channel k by hand.
+  const double y = net.Logits(A)[0][t].item<double>();
+  torch::Tensor ablation_w = torch::zeros({1, 4, 1, 1}, torch::kFloat64);
+  for (int64_t k = 0; k < 4; ++k) {
+    torch::Tensor a = A.clone();
+    a.select(1, k).zero_();
+    ablation_w[0][k][0][0] = (y - net.Logits(a)[0][t].item<double>()) / y;
+  }
+  expected["ablationcam"] = (ablation_w * A).sum(1, true);
+  // Score-CAM: masks are the min-max scaled, bilinearly upsampled channels.
+  torch::Tensor scores = torch::zeros({4}, torch::kFloat64);
+  for (int64_t k = 0; k < 4; ++k) {
+    torch::Tensor m = ResizeMap(A[0][k], 6, 6, false);
+    m = (m - m.min()) / (m.max() - m.min() + 1e-8);
+    scores[k] = net.Logits(net.A(x * m))[0][t];
+  }
+  expected["scorecam"] = (torch::softmax(scores, 0).view({1, 4, 1, 1}) * A).sum(1, true);
+  for (const auto& [name, want] : expected) {
+    const auto out = RunTechnique(name, *net.model, x, t, {{"layer", "conv"}});
+    ASSERT_EQ(out.artifacts.size(), 1u) << name;
+    EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, want, 1e-10)) << name;
+  }
+}
+
+TEST(CamVariants, EigenCamIsTheFirstPrincipalComponentAndSeveralLayersAreFused) {
+  torch::manual_seed(7);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const auto out = RunTechnique("eigencam", *net.model, x, 0, {{"layer", {"conv", "conv-0"}}});
+  ASSERT_EQ(out.artifacts.size(), 3u);
+  EXPECT_EQ(out.artifacts[2].layer, "fused");
+  EXPECT_EQ(out.artifacts[2].tensor.sizes().vec(), (std::vector<int64_t>{1, 1, 6, 6}));
+  // Projection onto the top right-singular vector: its squared norm is the top eigenvalue of the
+  // centred covariance, the largest of all unit directions.
+  const torch::Tensor m = net.A(x)[0].reshape({4, 16}).t();
+  const torch::Tensor c = m - m.mean(0, true);
+  const double top = torch::linalg::eigvalsh(c.t().matmul(c), "L").max().item<double>();
+  EXPECT_NEAR(out.artifacts[0].tensor.pow(2).sum().item<double>(), top, 1e-9 * top);
+}
+
+TEST(LayerGradient, ChannelAndNeuronGradientsMatchAutogradOfTheClosedForm) {
+  torch::manual_seed(8);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  torch::Tensor xr = x.clone().requires_grad_(true);
+  torch::conv2d(xr, net.K).select(1, 2).abs().sum().backward();
+  const auto out = RunTechnique("layer-gradient", *net.model, x, 0, {{"layer", "conv"}, {"channel", 2}});
+  EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, xr.grad(), 1e-12));
+  // One neuron: its receptive field is the kernel placed at (1, 2).
+  const auto neuron = RunTechnique("layer-gradient", *net.model, x, 0, {{"layer", "conv"}, {"channel", 3}, {"neuron", {1, 2}}});
+  torch::Tensor want = torch::zeros_like(x);
+  want[0].slice(1, 1, 4).slice(2, 2, 5) += net.K[3];
+  EXPECT_TRUE(test::AllClose(neuron.artifacts[0].tensor, want, 1e-12));
+  EXPECT_THROW(RunTechnique("layer-gradient", *net.model, x, 0, {{"layer", "conv"}, {"channel", 4}}), UsageError);
+}
+
+}  // namespace
+}  // namespace netlens
