@@ -12,6 +12,7 @@
 #include "netlens/core/strings.h"
 #include "netlens/core/task_file.h"
 #include "netlens/core/version.h"
+#include "netlens/runner/bench.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/inspect.h"
 #include "netlens/runner/plan.h"
@@ -126,12 +127,15 @@ int RunCommandLine(int argc, char** argv) {
   CLI::App* list = app.add_subcommand("list", "list the techniques");
   bool markdown = false;
   list->add_flag("--markdown", markdown, "print every option of every technique as Markdown");
+  CLI::App* bench = app.add_subcommand("bench", "time each technique against the passes it needs");
+  CliBinding bench_binding;
+  bench_binding.Bind(*bench, BenchOptions());
   CLI::App* inspect = app.add_subcommand("inspect", "list a model's layers with their output shapes");
   CliBinding inspect_binding;
   inspect_binding.Bind(*inspect, InspectOptions());
 
   if (argc > 1 && argv[1][0] != '-') {
-    std::vector<std::string> names{"run", "list", "inspect"};
+    std::vector<std::string> names{"run", "list", "inspect", "bench"};
     for (const auto& t : Techniques()) names.push_back(t.name);
     if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
       const std::string hint = DidYouMean(argv[1], names);
@@ -156,6 +160,15 @@ int RunCommandLine(int argc, char** argv) {
     return kExitOk;
   }
   if (inspect->parsed()) return Inspect(inspect_binding.Given());
+  if (bench->parsed()) {
+    Diagnostics diag;
+    const Json values = ValidateObject(bench_binding.Given(), {&BenchOptions()}, "", nullptr, diag);
+    diag.ThrowIfAny();
+    Params params({&BenchOptions()}, values);
+    if (!params.IsSet("model") || !params.IsSet("image"))
+      throw UsageError("bench: needs --model FILE and --image FILE");
+    return RunBench(params);
+  }
   if (run->parsed()) {
     const TaskDocument doc = LoadTaskFile(task_file);
     Diagnostics diag;

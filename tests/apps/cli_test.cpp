@@ -263,6 +263,16 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
   EXPECT_LT(ig["metrics"]["completeness"]["relative_delta"].get<double>(), 0.2) << ig["metrics"].dump();
 }
 
+TEST(Cli, BenchPrintsATableWithRatios) {
+  RequireShared();
+  const Result r = RunNetlens("bench --model " + Shared("resnet20_cifar10.pt") + " --input-size 32 --image " +
+                              Shared("images/cat.png") + " --repeat 1 --only saliency,occlusion,scorecam");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("| technique | options | time ms | floor | floor ms | ratio |"), std::string::npos);
+  EXPECT_NE(r.output.find("| occlusion |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("64 fwd in batches of 32"), std::string::npos) << r.output;  // layer3: 64 channels
+}
+
 TEST(Cli, OptionsPageIsCurrent) {
   const Result r = RunNetlens("list --markdown");
   ASSERT_EQ(r.code, 0);

@@ -110,8 +110,13 @@ TEST(GradCam, SeveralLayersInOneRequest) {
   CamNet net;
   const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
   const auto out = RunTechnique("gradcam", *net.model, x, 1, {{"layer", {"conv", "last-conv"}}});
-  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out.size(), 3u);  // one map per layer plus their fusion
   EXPECT_TRUE(test::AllClose(out[0].tensor, out[1].tensor, 0));
+  EXPECT_EQ(out[2].layer, "fused");
+  // Fusing two equal maps gives that map, ReLU'd, upsampled to 6x6 and min-max scaled.
+  torch::Tensor up = ResizeMap(out[0].tensor[0][0].clamp_min(0), 6, 6, /*nearest=*/false);
+  up = up - up.min();
+  EXPECT_TRUE(test::AllClose(out[2].tensor[0][0], up / (1e-7 + up.max()), 1e-12));
   EXPECT_THROW(RunTechnique("gradcam", *net.model, x, 1, {{"layer", "conv9"}}), UsageError);
 }
 

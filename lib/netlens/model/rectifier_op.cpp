@@ -34,10 +34,9 @@ class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
     if (rule == BackwardRule::kDeconvnet) {
       grad_in = g.clamp_min(0);
     } else {
-      torch::Tensor pass = x > lo;
-      if (!std::isinf(hi)) pass = pass & (x < hi);
-      if (rule == BackwardRule::kGuided) pass = pass & (g > 0);
-      grad_in = g * pass.to(g.scalar_type());
+      // threshold_backward(g, x, lo) is g where x > lo, else 0: ReLU's own fused backward kernel.
+      grad_in = at::threshold_backward(rule == BackwardRule::kGuided ? g.clamp_min(0) : g, x, lo);
+      if (!std::isinf(hi)) grad_in = grad_in * (x < hi).to(g.scalar_type());
     }
     return {grad_in, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

@@ -1,0 +1,130 @@
+#include "netlens/runner/bench.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "netlens/core/log.h"
+#include "netlens/core/strings.h"
+#include "netlens/image/image_io.h"
+#include "netlens/runner/common_options.h"
+#include "netlens/runner/runner.h"
+#include "netlens/techniques/common.h"
+#include "netlens/techniques/registry.h"
+
+namespace netlens {
+namespace {
+
+double TimeMs(const std::function<void()>& fn, int64_t repeat) {
+  std::vector<double> times;
+  for (int64_t i = 0; i < repeat; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+struct Case {
+  std::string technique;
+  Json options;
+  std::string floor;  // description of the floor
+};
+
+}  // namespace
+
+const OptionTable& BenchOptions() {
+  static const OptionTable table = [] {
+    OptionTable t;
+    for (const auto& spec : CommonOptions())
+      if (spec.key != "out" && spec.key != "name" && spec.key != "target") t.push_back(spec);
+    t.push_back({"cam_layers", OptionType::kStringList, "layers of the N-layer CAM case; default: the last 3 convolutions"});
+    t.push_back({"repeat", OptionType::kInt, "runs per measurement (the median is reported)", 3, {}, 1.0, 100.0});
+    t.push_back({"only", OptionType::kStringList, "benchmark only these techniques"});
+    return t;
+  }();
+  return table;
+}
+
+int RunBench(const Params& p) {
+  SetLogLevel(p.Str("log_level"));
+  const int64_t threads = p.Int("threads") > 0 ? p.Int("threads") : std::max(1u, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(threads));
+  Runner runner("", Json::object());
+  Json common = p.values();
+  for (const char* key : {"cam_layers", "repeat", "only"}) common.erase(key);
+  auto model = runner.GetModel(Params({&CommonOptions()}, common));
+  const InputImage input = PrepareInput(p.Strs("image")[0], *model, ParseResizePolicy(p.Str("resize")));
+  const torch::Tensor& x = input.tensor;
+  const int64_t target = model->Logits(x).argmax(1).item<int64_t>();
+  std::vector<std::string> convs;
+  for (const auto& l : model->lens().layers())
+    if (l.capturable && StartsWith(l.type, "Conv") && l.shape.size() == 4) convs.push_back(l.path);
+  std::vector<std::string> cam_layers = p.IsSet("cam_layers") ? p.Strs("cam_layers") : std::vector<std::string>{};
+  if (cam_layers.empty())
+    for (size_t i = convs.size() >= 3 ? convs.size() - 3 : 0; i < convs.size(); ++i) cam_layers.push_back(convs[i]);
+  // Score-/Ablation-CAM cost one forward per channel: use the last convolution with at most 512
+  // channels (SqueezeNet's classifier conv has 1000).
+  std::string last = model->lens().Resolve("last-conv");
+  for (const auto& path : convs)
+    if (model->lens().Info(path).shape.at(1) <= 512) last = path;
+  const int64_t channels = model->lens().Info(last).shape.at(1);
+  const int64_t repeat = p.Int("repeat");
+  auto fb = [&](int64_t n, int64_t batch) {  // n samples' forward+backward in batches
+    BatchedInputGradients(*model, x.expand({n, -1, -1, -1}).contiguous(), target, BackwardRule::kVanilla, batch);
+  };
+  auto fwd = [&](int64_t n, int64_t batch) {
+    torch::NoGradGuard no_grad;
+    BatchedLogits(*model, x.expand({n, -1, -1, -1}).contiguous(), batch);
+  };
+  const int64_t H = x.size(2), W = x.size(3);
+  const int64_t occlusions = ((H - 32 + 15) / 16 + 1) * ((W - 32 + 15) / 16 + 1);
+  const std::vector<std::pair<Case, std::function<void()>>> cases{
+      {{"saliency", {}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
+      {{"guided", {}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
+      {{"gradcam", {{"layer", cam_layers}}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
+      {{"gradcam++", {{"layer", cam_layers}}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
+      {{"smoothgrad", {{"samples", 50}, {"batch_size", 16}}, "50 fwd+bwd in batches of 16"}, [&] { fb(50, 16); }},
+      {{"integrated-gradients", {{"steps", 50}, {"batch_size", 16}}, "50 fwd+bwd in batches of 16"}, [&] { fb(50, 16); }},
+      {{"occlusion", {{"window", 32}, {"stride", 16}, {"batch_size", 32}}, std::to_string(occlusions) + " fwd in batches of 32"},
+       [&] { fwd(occlusions, 32); }},
+      {{"scorecam", {{"layer", last}, {"batch_size", 32}}, std::to_string(channels) + " fwd in batches of 32"},
+       [&] { fwd(channels, 32); }},
+      {{"ablationcam", {{"layer", last}, {"batch_size", 32}}, std::to_string(channels) + " fwd in batches of 32"},
+       [&] { fwd(channels, 32); }},
+  };
+  std::cout << "model " << model->path() << ", input 1x" << x.size(1) << "x" << H << "x" << W << ", "
+            << threads << " threads, device " << model->device().str() << ", dtype " << p.Str("dtype")
+            << ", median of " << repeat << "\n"
+            << "N-layer CAM layers: " << Join(cam_layers, ", ") << "\n\n"
+            << "| technique | options | time ms | floor | floor ms | ratio |\n|---|---|---|---|---|---|\n";
+  const std::vector<std::string> only = p.IsSet("only") ? p.Strs("only") : std::vector<std::string>{};
+  for (const auto& [c, floor_fn] : cases) {
+    if (!only.empty() && std::find(only.begin(), only.end(), c.technique) == only.end()) continue;
+    const TechniqueInfo& t = FindTechnique(c.technique);
+    Diagnostics diag;
+    Params params({&CommonOptions(), &t.options}, ValidateObject(c.options.is_null() ? Json::object() : c.options, {&t.options}, "", nullptr, diag));
+    diag.ThrowIfAny();
+    auto run = [&] {
+      TechniqueContext ctx{*model, input, target, params};
+      t.run(ctx);
+    };
+    if (c.floor == "1 fwd+bwd") {  // warm-up: builds and caches the rewritten graphs
+      run();
+      floor_fn();
+    }
+    const double ms = TimeMs(run, repeat), floor_ms = TimeMs(floor_fn, repeat);
+    char line[512];
+    std::snprintf(line, sizeof(line), "| %s | %s | %.1f | %s | %.1f | %.2f |\n", c.technique.c_str(),
+                  c.options.is_null() ? "" : c.options.dump().c_str(), ms, c.floor.c_str(), floor_ms, ms / floor_ms);
+    std::cout << line << std::flush;
+  }
+  return 0;
+}
+
+}  // namespace netlens
