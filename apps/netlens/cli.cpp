@@ -151,6 +151,22 @@ int RunCommandLine(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ExtrasError& e) {
+    // An unknown flag: name the closest flag of the command that was given.
+    std::string message = e.what();
+    for (const CLI::App* sub : app.get_subcommands()) {
+      std::vector<std::string> flags;
+      for (const CLI::Option* opt : sub->get_options())
+        for (const auto& name : opt->get_lnames()) flags.push_back("--" + name);
+      for (int i = 2; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (!StartsWith(arg, "--") || std::find(flags.begin(), flags.end(), arg) != flags.end()) continue;
+        const std::string hint = DidYouMean(arg, flags);
+        message = "unknown option " + Quote(arg) + " for " + sub->get_name() + (hint.empty() ? "" : "; " + hint);
+        break;
+      }
+    }
+    throw UsageError(message + " (netlens " + (argc > 1 ? std::string(argv[1]) + " " : "") + "--help)");
   } catch (const CLI::ParseError& e) {
     throw UsageError(std::string(e.what()) + " (netlens --help)");
   }

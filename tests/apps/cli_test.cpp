@@ -133,6 +133,8 @@ TEST(Cli, BadInputGivesExitCodeTwoAndAClearMessage) {
       {"saliency" + model + cat + " --dtype float16" + out, "valid: float32, float64"},
       {"guidd" + model, "did you mean \"guided\""},
       {"saliency" + model + out, "missing required option \"image\""},
+      {"gradcam" + model + cat + " --layr features.12" + out, "did you mean \"--layer\""},
+      {"saliency" + model + cat + " --device cuda:7" + out, "cuda:7"},
   };
   for (const auto& c : cases) {
     const Result r = RunNetlens(c.args);
