@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev libopencv-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
   libfmt-dev libgtest-dev
   python3-torch python3-torchvision python3-numpy
+  python3-jsonschema python3-yaml
   dataset-fashion-mnist parallel
 )
 

@@ -12,7 +12,9 @@
 #include "netlens/core/strings.h"
 #include "netlens/core/task_file.h"
 #include "netlens/core/version.h"
+#include "netlens/runner/batch.h"
 #include "netlens/runner/bench.h"
+#include "netlens/runner/schema.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/inspect.h"
 #include "netlens/runner/plan.h"
@@ -36,10 +38,10 @@ const OptionTable& InspectOptions() {
   return table;
 }
 
-int RunPlan(Plan plan, bool single) {
-  Runner runner(plan.out_dir, plan.config);
-  const int failed = runner.RunAll(plan.jobs, single);
-  return failed == 0 ? kExitOk : kExitFailure;
+int RunPlan(Plan plan, bool single, RunOptions options = {}) {
+  Runner runner(plan.out_dir, plan.config, options);
+  const RunSummary summary = runner.RunAll(plan.jobs, single);
+  return summary.failed == 0 ? kExitOk : kExitFailure;
 }
 
 int Inspect(const Json& given) {
@@ -89,6 +91,33 @@ void PrintOptionsMarkdown() {
   }
 }
 
+int RunTaskFile(const std::string& file, const std::string& out_override, bool dry_run,
+                const RunOptions& options, const std::string& log_level) {
+  TaskDocument doc = LoadTaskFile(file);
+  if (!out_override.empty() && doc.root.is_object()) doc.root["out"] = out_override;
+  if (!log_level.empty() && doc.root.is_object()) doc.root["log_level"] = log_level;
+  Diagnostics diag;
+  Plan plan = PlanFromDocument(doc, diag);
+  if (dry_run) {
+    Runner runner(plan.out_dir, plan.config);
+    CheckResources(plan, runner, doc.MakeLocator(), diag);
+    if (!diag.empty())
+      throw UsageError(std::to_string(diag.errors().size()) + " problem(s) in " + file + ":\n" +
+                       Join(diag.errors(), "\n"));
+    std::cout << doc.path << ": valid, " << plan.jobs.size() << " job(s)\n";
+    const Shard shard{options.shard_index, options.shard_count};
+    for (size_t i = 0; i < plan.jobs.size(); ++i) {
+      if (!shard.Contains(i)) continue;
+      const auto& job = plan.jobs[i];
+      std::cout << "  " << job.where << " " << job.technique->name << " " << job.image << " -> "
+                << job.folder << "\n";
+    }
+    return kExitOk;
+  }
+  diag.ThrowIfAny();
+  return RunPlan(std::move(plan), /*single=*/false, options);
+}
+
 void PrintList() {
   std::cout << "techniques (netlens <technique> --help for options):\n";
   for (const auto& t : Techniques()) {
@@ -118,11 +147,21 @@ int RunCommandLine(int argc, char** argv) {
     bindings[technique.name] = std::move(binding);
   }
 
-  std::string task_file;
-  bool dry_run = false;
+  std::string task_file, shard_text = "1/1", progress = "auto", out_override, run_log_level;
+  bool dry_run = false, skip_existing = false, quiet = false;
   CLI::App* run = app.add_subcommand("run", "run the tasks of a JSON or YAML task file");
   run->add_option("file", task_file, "task file (.yaml, .yml or .json)")->required();
-  run->add_flag("--dry-run", dry_run, "validate the file and list the jobs without running them");
+  run->add_flag("--dry-run", dry_run,
+                "validate the whole file (keys, values, files, models, layers) and list the jobs");
+  run->add_option("--shard", shard_text, "run the K-th of N deterministic slices of the jobs (K/N)");
+  run->add_flag("--skip-existing", skip_existing, "skip jobs whose outputs are already complete");
+  run->add_option("--progress", progress, "auto (bar on a terminal), bar, json (a line per job on stdout), none")
+      ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
+  run->add_flag("--quiet", quiet, "only warnings and errors; no progress bar or summary");
+  run->add_option("--out", out_override, "output folder (overrides the file's `out`)");
+  run->add_option("--log-level", run_log_level, "trace, debug, info, warn, error, off (overrides the file)");
+
+  CLI::App* schema = app.add_subcommand("schema", "print the JSON Schema (draft 2020-12) of task files");
 
   CLI::App* list = app.add_subcommand("list", "list the techniques");
   bool markdown = false;
@@ -135,7 +174,7 @@ int RunCommandLine(int argc, char** argv) {
   inspect_binding.Bind(*inspect, InspectOptions());
 
   if (argc > 1 && argv[1][0] != '-') {
-    std::vector<std::string> names{"run", "list", "inspect", "bench"};
+    std::vector<std::string> names{"run", "list", "inspect", "bench", "schema"};
     for (const auto& t : Techniques()) names.push_back(t.name);
     if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
       const std::string hint = DidYouMean(argv[1], names);
@@ -185,20 +224,20 @@ int RunCommandLine(int argc, char** argv) {
       throw UsageError("bench: needs --model FILE and --image FILE");
     return RunBench(params);
   }
-  if (run->parsed()) {
-    const TaskDocument doc = LoadTaskFile(task_file);
-    Diagnostics diag;
-    Plan plan = PlanFromDocument(doc, diag);
-    diag.ThrowIfAny();
-    if (dry_run) {
-      std::cout << doc.path << ": valid, " << plan.jobs.size() << " job(s)\n";
-      for (const auto& job : plan.jobs)
-        std::cout << "  " << job.where << " " << job.technique->name << " " << job.image << " -> "
-                  << job.folder << "\n";
-      return kExitOk;
-    }
-    return RunPlan(std::move(plan), /*single=*/false);
+  if (schema->parsed()) {
+    std::cout << TaskFileSchema().dump(2) << "\n";
+    return kExitOk;
   }
+  if (run->parsed()) return RunTaskFile(task_file, out_override, dry_run, [&] {
+      const Shard shard = ParseShard(shard_text);
+      RunOptions options;
+      options.shard_index = shard.index;
+      options.shard_count = shard.count;
+      options.skip_existing = skip_existing;
+      options.progress = quiet ? "none" : progress;
+      options.summary = !quiet && progress != "json";
+      return options;
+    }(), quiet ? "warn" : run_log_level);
   for (const auto& [name, sub] : technique_commands) {
     if (!sub->parsed()) continue;
     Diagnostics diag;

@@ -5,6 +5,7 @@
 
 #include "netlens/core/strings.h"
 #include "netlens/runner/common_options.h"
+#include "netlens/runner/images.h"
 #include "netlens/techniques/registry.h"
 
 namespace netlens {
@@ -31,7 +32,11 @@ void AddJobs(const TechniqueInfo& technique, const Json& values, const std::stri
         complete = false;
       }
   if (!complete) return;
-  for (const auto& image : params.Strs("image")) {
+  std::vector<std::string> problems;
+  const auto images = ExpandImages(params.Strs("image"), problems);
+  for (const auto& problem : problems)
+    diag.Add(Where(where.empty() ? "--image" : where + ".image", locate) + ": " + problem);
+  for (const auto& image : images) {
     Job job;
     job.technique = &technique;
     job.params = params;
@@ -43,6 +48,37 @@ void AddJobs(const TechniqueInfo& technique, const Json& values, const std::stri
 }
 
 }  // namespace
+
+void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Diagnostics& diag) {
+  std::set<std::string> reported;
+  for (const auto& job : plan.jobs) {
+    const std::string where = job.where.empty() ? "" : job.where + ".";
+    auto add = [&](const std::string& key, const std::string& message) {
+      const std::string line = Where(where + key, locate) + ": " + message;
+      if (reported.insert(line).second) diag.Add(line);
+    };
+    if (!fs::is_regular_file(job.image)) add("image", "image " + Quote(job.image) + " not found");
+    std::shared_ptr<Model> model;
+    try {
+      model = runner.GetModel(job.params);
+    } catch (const std::exception& e) {
+      add("model", e.what());
+      continue;
+    }
+    for (const auto& spec : job.technique->options) {
+      if (spec.key != "layer" || !job.params.Has("layer")) continue;
+      const auto names = spec.type == OptionType::kString ? std::vector<std::string>{job.params.Str("layer")}
+                                                          : job.params.Strs("layer");
+      for (const auto& name : names) {
+        try {
+          model->lens().Resolve(name);
+        } catch (const std::exception& e) {
+          add("layer", e.what());
+        }
+      }
+    }
+  }
+}
 
 Plan PlanFromFlags(const TechniqueInfo& technique, const Json& given, Diagnostics& diag) {
   Plan plan;

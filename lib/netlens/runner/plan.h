@@ -22,6 +22,11 @@ struct Plan {
 // Every problem in the file is collected in `diag` (with its position) rather than thrown.
 Plan PlanFromDocument(const TaskDocument& doc, Diagnostics& diag);
 
+// For `run --dry-run`: checks what validation of the file alone cannot: that model and image
+// files exist, that models load, and that every `layer` option names a layer of its model.
+// Problems go to `diag` with their task and position. Loads each model once (through `runner`).
+void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Diagnostics& diag);
+
 // One technique with options given as raw values (from CliBinding::Given()).
 Plan PlanFromFlags(const TechniqueInfo& technique, const Json& given, Diagnostics& diag);
 

@@ -2,7 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <thread>
 
 #include "netlens/core/errors.h"
@@ -11,6 +15,7 @@
 #include "netlens/core/version.h"
 #include "netlens/image/image_io.h"
 #include "netlens/output/files.h"
+#include "netlens/runner/batch.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/write_artifacts.h"
 
@@ -94,7 +99,8 @@ std::vector<int64_t> ResolveTargets(const std::vector<std::string>& specs, const
   return targets;
 }
 
-Runner::Runner(std::string out_dir, Json config) : out_dir_(std::move(out_dir)) {
+Runner::Runner(std::string out_dir, Json config, RunOptions options)
+    : out_dir_(std::move(out_dir)), options_(std::move(options)) {
   manifest_ = {{"netlens_version", kVersion}, {"config", std::move(config)},
                {"jobs", Json::array()}};
 }
@@ -176,34 +182,95 @@ Json Runner::RunJob(const Job& job) {
   return entries;
 }
 
-int Runner::RunAll(const std::vector<Job>& jobs, bool rethrow_single) {
-  MakeDirs(out_dir_);
-  ScopedLogFile log_file((fs::path(out_dir_) / "netlens.log").string());
-  int failed = 0;
-  for (const auto& job : jobs) {
-    try {
-      for (auto& entry : RunJob(job)) manifest_["jobs"].push_back(entry);
-    } catch (const std::exception& e) {
-      ++failed;
-      const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
-      manifest_["jobs"].push_back({{"status", "failed"}, {"technique", job.technique->name},
-                                   {"image", job.image}, {"task", job.where},
-                                   {"error", e.what()}, {"error_kind", usage ? "usage" : "runtime"}});
-      if (rethrow_single && jobs.size() == 1) {
-        WriteManifest();
-        throw;
-      }
-      Log().error("{}{}: {}", job.where.empty() ? "" : job.where + ": ", job.image, e.what());
-    }
-    WriteManifest();
+std::string Runner::RecordPath(const Job& job) const {
+  // Options that do not change the outputs (log level, threads, names of folders) stay out.
+  Json options = job.params.Resolved();
+  for (const char* key : {"log_level", "threads", "out", "name"}) options.erase(key);
+  const std::string key = job.technique->name + "|" + job.image + "|" + options.dump();
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016zx", std::hash<std::string>{}(key));
+  return (fs::path(job.folder) / ".netlens" /
+          (fs::path(job.image).stem().string() + "." + job.technique->name + "." + hash + ".json"))
+      .string();
+}
+
+Json Runner::CompletedEntries(const Job& job) const {
+  std::ifstream in(RecordPath(job));
+  if (!in) return nullptr;
+  Json entries;
+  try {
+    entries = Json::parse(in);
+  } catch (const Json::parse_error&) {
+    return nullptr;
   }
-  Log().info("{} job(s): {} ok, {} failed; outputs in {}", jobs.size(), jobs.size() - failed, failed,
-             out_dir_);
-  return failed;
+  for (const auto& entry : entries)
+    for (const auto& output : entry.value("outputs", Json::array()))
+      if (!fs::exists(fs::path(out_dir_) / output["path"].get<std::string>())) return nullptr;
+  return entries;
+}
+
+RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single) {
+  const Shard shard{options_.shard_index, options_.shard_count};
+  std::vector<const Job*> jobs;
+  for (size_t i = 0; i < all_jobs.size(); ++i)
+    if (shard.Contains(i)) jobs.push_back(&all_jobs[i]);
+  MakeDirs(out_dir_);
+  manifest_name_ = "manifest" + shard.Suffix() + ".json";
+  if (shard.count > 1) manifest_["shard"] = {{"index", shard.index}, {"count", shard.count}, {"jobs", jobs.size()}};
+  ScopedLogFile log_file((fs::path(out_dir_) / ("netlens" + shard.Suffix() + ".log")).string());
+  if (shard.count > 1)
+    Log().info("shard {}/{}: {} of {} jobs", shard.index, shard.count, jobs.size(), all_jobs.size());
+  Progress progress(options_.progress, jobs.size());
+  const auto start = std::chrono::steady_clock::now();
+  RunSummary summary;
+  for (const Job* job : jobs) {
+    const auto job_start = std::chrono::steady_clock::now();
+    Json entries = Json::array();
+    if (options_.skip_existing) {
+      Json done = CompletedEntries(*job);
+      if (!done.is_null()) {
+        for (auto& entry : done) entry["skipped"] = true;
+        entries = done;
+        ++summary.skipped;
+        Log().info("skip {} on {}: outputs complete", job->technique->name, job->image);
+      }
+    }
+    if (entries.empty()) {
+      try {
+        entries = RunJob(*job);
+        WriteFileAtomic(RecordPath(*job), entries.dump() + "\n");
+        ++summary.ok;
+      } catch (const std::exception& e) {
+        ++summary.failed;
+        const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
+        entries.push_back({{"status", "failed"}, {"technique", job->technique->name},
+                           {"image", job->image}, {"task", job->where},
+                           {"error", e.what()}, {"error_kind", usage ? "usage" : "runtime"}});
+        if (rethrow_single && all_jobs.size() == 1) {
+          manifest_["jobs"].push_back(entries[0]);
+          WriteManifest();
+          throw;
+        }
+        Log().error("{}{}: {}", job->where.empty() ? "" : job->where + ": ", job->image, e.what());
+      }
+    }
+    for (const auto& entry : entries) manifest_["jobs"].push_back(entry);
+    WriteManifest();
+    progress.JobDone(entries[0], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job_start).count());
+  }
+  progress.Finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  manifest_["summary"] = {{"ok", summary.ok}, {"failed", summary.failed}, {"skipped", summary.skipped},
+                          {"seconds", seconds}};
+  WriteManifest();
+  Log().info("{} job(s): {} ok, {} failed, {} skipped; outputs in {}", jobs.size(), summary.ok,
+             summary.failed, summary.skipped, out_dir_);
+  if (options_.summary) PrintSummary(summary.ok, summary.failed, summary.skipped, seconds, out_dir_);
+  return summary;
 }
 
 void Runner::WriteManifest() const {
-  WriteFileAtomic((fs::path(out_dir_) / "manifest.json").string(), manifest_.dump(2) + "\n");
+  WriteFileAtomic((fs::path(out_dir_) / manifest_name_).string(), manifest_.dump(2) + "\n");
 }
 
 }  // namespace netlens
