@@ -6,6 +6,9 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -55,6 +58,23 @@ inline std::shared_ptr<Model> SaveAndLoad(torch::jit::Module& module, int64_t c,
   request.device = "cpu";
   request.dtype = dtype;
   return Model::Load(request);
+}
+
+struct ShellResult {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command and collects its output and exit code.
+inline ShellResult Shell(const std::string& command) {
+  ShellResult r;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 inline std::string EnvOr(const char* name, const std::string& fallback) {

@@ -16,22 +16,9 @@ namespace netlens {
 namespace {
 
 namespace fs = std::filesystem;
+using Result = test::ShellResult;
+using test::Shell;
 
-struct Result {
-  int code = -1;
-  std::string output;
-};
-
-Result Shell(const std::string& cmd) {
-  Result r;
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 std::string Netlens() { return NETLENS_BINARY; }
 

@@ -14,23 +14,10 @@ namespace netlens {
 namespace {
 
 namespace fs = std::filesystem;
+using Result = test::ShellResult;
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr
-};
+Result RunNetlens(const std::string& args) { return test::Shell(std::string(NETLENS_BINARY) + " " + args); }
 
-Result RunNetlens(const std::string& args) {
-  const std::string cmd = std::string(NETLENS_BINARY) + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 std::string Shared(const std::string& file) { return test::SharedModels() + "/" + file; }
 std::string Source(const std::string& file) { return std::string(NETLENS_SOURCE_DIR) + "/" + file; }

@@ -7,43 +7,14 @@
 #include "netlens/runner/common_options.h"
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/registry.h"
-#include "tests/test_util.h"
+#include "tests/techniques/fixtures.h"
 
 namespace netlens {
 namespace {
 
-struct Outcome {
-  std::vector<Artifact> artifacts;
-  Json metrics;
-};
-
-Outcome RunTechnique(const std::string& name, Model& model, const torch::Tensor& x, int64_t target,
-            Json options = Json::object()) {
-  const TechniqueInfo& t = FindTechnique(name);
-  Diagnostics diag;
-  const Json values = ValidateObject(options, {&t.options}, "", nullptr, diag);
-  diag.ThrowIfAny();
-  Params params({&CommonOptions(), &t.options}, values);
-  InputImage input;
-  input.tensor = x;
-  TechniqueContext ctx{model, input, target, params};
-  auto artifacts = t.run(ctx);
-  return {artifacts, ctx.metrics};
-}
-
-struct LinearModel {  // logits = flatten(x) W^T + b
-  torch::Tensor W, b;
-  std::shared_ptr<Model> model;
-  explicit LinearModel(int64_t c = 1, int64_t h = 6, int64_t w = 6) {
-    W = torch::randn({3, c * h * w}, torch::kFloat64);
-    b = torch::randn({3}, torch::kFloat64);
-    torch::jit::Module m("Linear", test::SharedUnit(), true);
-    m.register_parameter("weight", W, false);
-    m.register_parameter("bias", b, false);
-    m.define("def forward(self, x):\n    return torch.matmul(torch.flatten(x, 1), self.weight.t()) + self.bias\n");
-    model = test::SaveAndLoad(m, c, h, w);
-  }
-};
+using test::CamNet;
+using test::LinearModel;
+using test::RunTechnique;
 
 TEST(IntegratedGradients, LinearModelIsInputMinusBaselineTimesWeightForEveryMethod) {
   torch::manual_seed(0);
@@ -168,29 +139,6 @@ TEST(Occlusion, ProbabilityModeTilesTheInput) {
   const double p = torch::softmax(lm.model->Logits(occluded), 1)[0][0].item<double>();
   EXPECT_NEAR(out.artifacts[0].tensor[0][0][0][0].item<double>(), p, 1e-12);
 }
-
-// conv (K=4, 3x3) -> relu -> spatial mean -> fc (3 x 4); A = conv(x) is known in closed form and
-// dA[k] = V[t,k] [A_k > 0] / 16.
-struct CamNet {
-  torch::Tensor K = torch::randn({4, 2, 3, 3}, torch::kFloat64);
-  torch::Tensor V = torch::randn({3, 4}, torch::kFloat64);
-  std::shared_ptr<Model> model;
-  CamNet() {
-    torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
-    conv.register_parameter("weight", K, false);
-    conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
-    torch::jit::Module net("Net", test::SharedUnit(), true);
-    net.register_module("conv", conv);
-    net.register_parameter("v", V, false);
-    net.define("def forward(self, x):\n    a = torch.relu(self.conv.forward(x))\n    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
-    model = test::SaveAndLoad(net, 2, 6, 6);
-  }
-  torch::Tensor A(const torch::Tensor& x) const { return torch::conv2d(x, K); }
-  torch::Tensor dA(const torch::Tensor& x, int64_t t) const {
-    return V[t].view({1, 4, 1, 1}) * (A(x) > 0).to(torch::kFloat64) / 16.0;
-  }
-  torch::Tensor Logits(const torch::Tensor& a) const { return torch::relu(a).mean({2, 3}).matmul(V.t()); }
-};
 
 TEST(CamVariants, MatchHandComputationOnATinyConvNet) {
   torch::manual_seed(6);

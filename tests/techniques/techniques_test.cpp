@@ -6,41 +6,22 @@
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/runner.h"
 #include "netlens/techniques/registry.h"
-#include "tests/test_util.h"
+#include "tests/techniques/fixtures.h"
 
 namespace netlens {
 namespace {
 
+using test::CamNet;
+using test::LinearModel;
+
 std::vector<Artifact> RunTechnique(const std::string& name, Model& model, const torch::Tensor& x,
                                    int64_t target, Json options = Json::object()) {
-  const TechniqueInfo& t = FindTechnique(name);
-  Diagnostics diag;
-  const Json values = ValidateObject(options, {&t.options}, "", nullptr, diag);
-  diag.ThrowIfAny();
-  Params params({&CommonOptions(), &t.options}, values);
-  InputImage input;
-  input.tensor = x;
-  TechniqueContext ctx{model, input, target, params};
-  return t.run(ctx);
+  return test::RunTechnique(name, model, x, target, std::move(options)).artifacts;
 }
-
-// logits = flatten(x) @ W^T + b: its saliency for class t is exactly the row W[t].
-struct LinearModel {
-  torch::Tensor W = torch::randn({5, 2 * 3 * 3}, torch::kFloat64);
-  torch::Tensor b = torch::randn({5}, torch::kFloat64);
-  std::shared_ptr<Model> model;
-  LinearModel() {
-    torch::jit::Module m("Linear", test::SharedUnit(), true);
-    m.register_parameter("weight", W, false);
-    m.register_parameter("bias", b, false);
-    m.define("def forward(self, x):\n    return torch.matmul(torch.flatten(x, 1), self.weight.t()) + self.bias\n");
-    model = test::SaveAndLoad(m, 2, 3, 3);
-  }
-};
 
 TEST(Saliency, LinearModelGradientIsItsWeightRow) {
   torch::manual_seed(0);
-  LinearModel lm;
+  LinearModel lm(2, 3, 3, 5);
   const torch::Tensor x = torch::randn({1, 2, 3, 3}, torch::kFloat64);
   for (int64_t t : {0, 3}) {
     const auto out = RunTechnique("saliency", *lm.model, x, t);
@@ -53,44 +34,17 @@ TEST(Saliency, LinearModelGradientIsItsWeightRow) {
 
 TEST(Saliency, NoReluMeansGuidedEqualsVanilla) {
   torch::manual_seed(0);
-  LinearModel lm;
+  LinearModel lm(2, 3, 3, 5);
   const torch::Tensor x = torch::randn({1, 2, 3, 3}, torch::kFloat64);
   EXPECT_TRUE(test::AllClose(RunTechnique("guided", *lm.model, x, 2)[0].tensor, lm.W[2].view({1, 2, 3, 3}), 1e-12));
 }
 
 TEST(Saliency, TargetOutOfRangeIsAUsageError) {
   torch::manual_seed(0);
-  LinearModel lm;
+  LinearModel lm(2, 3, 3, 5);
   EXPECT_THROW(RunTechnique("saliency", *lm.model, torch::zeros({1, 2, 3, 3}, torch::kFloat64), 5),
                UsageError);
 }
-
-// conv (K=4, 3x3) -> relu -> spatial mean -> fc (3 x 4). With A = conv(x):
-// dA[k,i,j] = V[t,k] [A > 0] / 16, w_k = mean_ij dA, cam = sum_k w_k A[k].
-struct CamNet {
-  torch::Tensor K = torch::randn({4, 2, 3, 3}, torch::kFloat64);
-  torch::Tensor V = torch::randn({3, 4}, torch::kFloat64);
-  std::shared_ptr<Model> model;
-  CamNet() {
-    torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
-    conv.register_parameter("weight", K, false);
-    conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
-    torch::jit::Module net("Net", test::SharedUnit(), true);
-    net.register_module("conv", conv);
-    net.register_parameter("v", V, false);
-    net.define("def forward(self, x):\n    a = torch.relu(self.conv.forward(x))\n    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
-    model = test::SaveAndLoad(net, 2, 6, 6);
-  }
-  torch::Tensor HandCam(const torch::Tensor& x, int64_t t) const {
-    const torch::Tensor A = torch::conv2d(x, K)[0];  // 4 x 4 x 4
-    torch::Tensor cam = torch::zeros({4, 4}, torch::kFloat64);
-    for (int64_t k = 0; k < 4; ++k) {
-      const torch::Tensor dA = V[t][k] * (A[k] > 0).to(torch::kFloat64) / 16.0;
-      cam += dA.mean() * A[k];
-    }
-    return cam.view({1, 1, 4, 4});
-  }
-};
 
 TEST(GradCam, TwoLayerConvNetMatchesHandComputation) {
   torch::manual_seed(4);
@@ -142,7 +96,7 @@ TEST(Registry, UnknownTechniqueSuggestsTheClosest) {
 
 TEST(Targets, IndexLabelPrefixAndTopK) {
   torch::manual_seed(0);
-  LinearModel lm;
+  LinearModel lm(2, 3, 3, 5);
   const torch::Tensor logits = torch::tensor({{0.1, 3.0, -1.0, 2.0, 0.0}}, torch::kFloat64);
   EXPECT_EQ(ResolveTargets({}, *lm.model, logits), std::vector<int64_t>{1});
   EXPECT_EQ(ResolveTargets({"top2"}, *lm.model, logits), (std::vector<int64_t>{1, 3}));
