@@ -60,8 +60,8 @@ int64_t LabelIndex(const std::string& spec, const Model& model) {
   throw UsageError(hint.empty() ? msg : msg + "; " + hint);
 }
 
-Json Predictions(const Model& model, const torch::Tensor& logits, int64_t k) {
-  const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), 1)[0].cpu();
+// Top-k classes of one image's probabilities (a vector over classes, on the CPU).
+Json Predictions(const Model& model, const torch::Tensor& probs, int64_t k) {
   const auto top = probs.topk(std::min<int64_t>(k, probs.size(0)));
   Json out = Json::array();
   for (int64_t i = 0; i < std::get<1>(top).size(0); ++i) {
@@ -135,11 +135,11 @@ Json Runner::RunJob(const Job& job) {
   const InputImage input = PrepareInput(job.image, *model, ParseResizePolicy(p.Str("resize")));
   const double image_ms = timer.Stage("read and preprocess image");
   const torch::Tensor logits = model->Logits(input.tensor);
-  const Json predictions = Predictions(*model, logits, 5);
+  const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), 1)[0].cpu();
+  const Json predictions = Predictions(*model, probs, 5);
   const auto targets = ResolveTargets(p.IsSet("target") ? p.Strs("target") : std::vector<std::string>{},
                                       *model, logits);
   const double predict_ms = timer.Stage("predict");
-  const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), 1)[0].cpu();
   Log().info("top-1: {} ({}) p={:.3f}", predictions[0]["label"].get<std::string>(),
              predictions[0]["index"].get<int64_t>(), predictions[0]["probability"].get<double>());
 
