@@ -184,6 +184,15 @@ std::map<std::string, Value*> FindLayerOutputs(Graph& graph, std::map<std::strin
   return outputs;
 }
 
+// Inserts op(v, extra...) right after v's producer; every later reader of v reads its result.
+void InsertAfter(Graph& graph, Value* v, c10::Symbol op, const std::vector<Value*>& extra) {
+  torch::jit::WithInsertPoint guard(v->node()->next());
+  std::vector<torch::jit::NamedValue> args{torch::jit::NamedValue(v)};
+  for (Value* e : extra) args.emplace_back(e);
+  Value* out = graph.insert(op, args);
+  v->replaceAllUsesAfterNodeWith(out->node(), out);
+}
+
 std::string RequestKey(const std::vector<std::string>& paths, BackwardRule rule) {
   return std::to_string(static_cast<int>(rule)) + "|" + Join(paths, "|");
 }
@@ -286,62 +295,58 @@ std::string Lens::Resolve(const std::string& name) const {
   return path;
 }
 
-std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
-                                                       BackwardRule rule) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const std::string key = RequestKey(paths, rule);
-  auto cached = cache_.find(key);
-  if (cached != cache_.end()) return cached->second;
-
+std::pair<std::shared_ptr<Graph>, std::vector<Value*>> Lens::CopyWithLayers(
+    const std::vector<std::string>& paths) const {
   auto graph = base_graph_->copy();
   const auto outputs = FindLayerOutputs(*graph, nullptr);
-  std::vector<Value*> returned{graph->outputs().at(0)};
-  std::map<Value*, Value*> tapped;
+  std::vector<Value*> values;
   for (const auto& path : paths) {
     auto it = outputs.find(path);
     if (it == outputs.end() || !Info(path).capturable)
-      throw InternalError("Lens::Build: layer " + Quote(path) + " is not capturable");
-    Value* v = it->second;
-    if (!tapped.count(v)) {
-      // Later ops read a copy, so nothing downstream (an in-place add, relu_) changes `v`.
-      torch::jit::WithInsertPoint guard(v->node()->next());
-      Value* copy = graph->insert(aten::clone, {v});
-      v->replaceAllUsesAfterNodeWith(copy->node(), copy);
-      tapped[v] = copy;
-    }
-    returned.push_back(v);
+      throw InternalError("Lens: layer " + Quote(path) + " is not capturable");
+    values.push_back(it->second);
   }
-  if (rule != BackwardRule::kVanilla) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
-  {
-    torch::jit::WithInsertPoint guard(graph->return_node());
-    Node* tuple = graph->insertNode(graph->createTuple(returned));
-    graph->return_node()->replaceInput(0, tuple->output());
-  }
-  auto fn = std::make_shared<torch::jit::GraphFunction>("netlens_forward", graph, nullptr);
+  return {graph, values};
+}
+
+std::shared_ptr<torch::jit::GraphFunction> Lens::Cached(
+    const std::string& key, const std::function<std::shared_ptr<Graph>()>& build) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto cached = cache_.find(key);
+  if (cached != cache_.end()) return cached->second;
+  auto fn = std::make_shared<torch::jit::GraphFunction>("netlens_forward", build(), nullptr);
   cache_[key] = fn;
-  Log().debug("lens: built graph for {} layer(s), rule {}", paths.size(), static_cast<int>(rule));
   return fn;
 }
 
+std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
+                                                       BackwardRule rule) {
+  return Cached(RequestKey(paths, rule), [&] {
+    auto [graph, values] = CopyWithLayers(paths);
+    std::set<Value*> tapped;
+    for (Value* v : values) {
+      // Later ops read a copy, so nothing downstream (an in-place add, relu_) changes `v`.
+      if (tapped.insert(v).second) InsertAfter(*graph, v, aten::clone, {});
+    }
+    if (rule != BackwardRule::kVanilla) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
+    std::vector<Value*> returned{graph->outputs().at(0)};
+    returned.insert(returned.end(), values.begin(), values.end());
+    torch::jit::WithInsertPoint guard(graph->return_node());
+    Node* tuple = graph->insertNode(graph->createTuple(returned));
+    graph->return_node()->replaceInput(0, tuple->output());
+    Log().debug("lens: built graph for {} layer(s), rule {}", paths.size(), static_cast<int>(rule));
+    return graph;
+  });
+}
+
 std::shared_ptr<torch::jit::GraphFunction> Lens::BuildScaled(const std::string& path) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const std::string key = "scaled|" + path;
-  auto cached = cache_.find(key);
-  if (cached != cache_.end()) return cached->second;
-  auto graph = base_graph_->copy();
-  const auto outputs = FindLayerOutputs(*graph, nullptr);
-  auto it = outputs.find(path);
-  if (it == outputs.end() || !Info(path).capturable)
-    throw InternalError("Lens::BuildScaled: layer " + Quote(path) + " is not capturable");
-  Value* v = it->second;
-  Value* scale = graph->addInput("netlens_scale");
-  scale->setType(c10::TensorType::get());
-  torch::jit::WithInsertPoint guard(v->node()->next());
-  Value* scaled = graph->insert(aten::mul, {v, scale});
-  v->replaceAllUsesAfterNodeWith(scaled->node(), scaled);
-  auto fn = std::make_shared<torch::jit::GraphFunction>("netlens_scaled", graph, nullptr);
-  cache_[key] = fn;
-  return fn;
+  return Cached("scaled|" + path, [&] {
+    auto [graph, values] = CopyWithLayers({path});
+    Value* scale = graph->addInput("netlens_scale");
+    scale->setType(c10::TensorType::get());
+    InsertAfter(*graph, values[0], aten::mul, {scale});
+    return graph;
+  });
 }
 
 torch::Tensor Lens::ForwardScaled(const torch::Tensor& input, const std::string& layer,

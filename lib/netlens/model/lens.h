@@ -15,6 +15,7 @@
 
 #include <torch/script.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,7 @@
 namespace torch::jit {
 struct Graph;
 struct GraphFunction;
+struct Value;
 }  // namespace torch::jit
 
 namespace netlens {
@@ -81,6 +83,12 @@ class Lens {
   std::shared_ptr<torch::jit::GraphFunction> Build(const std::vector<std::string>& paths,
                                                    BackwardRule rule);
   std::shared_ptr<torch::jit::GraphFunction> BuildScaled(const std::string& path);
+  // A fresh copy of the base graph and, in it, the output value of each of `paths`.
+  std::pair<std::shared_ptr<torch::jit::Graph>, std::vector<torch::jit::Value*>> CopyWithLayers(
+      const std::vector<std::string>& paths) const;
+  // The function cached under `key`, built from the graph `build` returns on first use.
+  std::shared_ptr<torch::jit::GraphFunction> Cached(
+      const std::string& key, const std::function<std::shared_ptr<torch::jit::Graph>()>& build);
 
   torch::jit::Module module_;
   std::shared_ptr<torch::jit::Graph> base_graph_;
