@@ -3,9 +3,13 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
+#include <torch/version.h>
+
+#include "netlens/core/blas.h"
 #include "netlens/core/cli_binding.h"
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
@@ -22,6 +26,7 @@
 
 namespace netlens {
 namespace {
+namespace fs = std::filesystem;
 
 // The options of `inspect`: the model-related common options plus its own.
 const OptionTable& InspectOptions() {
@@ -94,6 +99,8 @@ void PrintOptionsMarkdown() {
 int RunTaskFile(const std::string& file, const std::string& out_override, bool dry_run,
                 const RunOptions& options, const std::string& log_level) {
   TaskDocument doc = LoadTaskFile(file);
+  // Paths in the file are relative to its folder; --out on the command line to the current one.
+  ResolveTaskPaths(doc.root, fs::path(file).parent_path().string());
   if (!out_override.empty() && doc.root.is_object()) doc.root["out"] = out_override;
   if (!log_level.empty() && doc.root.is_object()) doc.root["log_level"] = log_level;
   Diagnostics diag;
@@ -132,7 +139,11 @@ int RunCommandLine(int argc, char** argv) {
   CLI::App app{"netlens: what a convolutional network sees.\n"
                "  netlens <technique> --model M.pt --image I.png [options]\n"
                "  netlens run TASKS.yaml | netlens inspect --model M.pt | netlens list"};
-  app.set_version_flag("--version", std::string("netlens ") + kVersion);
+  // The BLAS line costs a dl_iterate_phdr walk, so it is built only when --version is asked.
+  app.set_version_flag("--version", [] {
+    return std::string("netlens ") + kVersion + "\nLibTorch " + TORCH_VERSION + "\n" +
+           DescribeBlas(DetectBlas());
+  });
   app.require_subcommand(1);
   app.fallthrough(false);
 

@@ -46,5 +46,51 @@ TEST(TaskFile, DuplicateKeysAndBadExtensions) {
   EXPECT_THROW(LoadTaskFile("/nonexistent/tasks.yaml"), UsageError);
 }
 
+// Hostile task files (issue 11): each is a UsageError naming the problem, not a crash or a
+// process that eats the machine's memory.
+std::string ErrorOf(const std::string& text, const std::string& name) {
+  try {
+    ParseTaskText(text, name);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(TaskFile, SelfReferencingAliasIsAnError) {
+  const std::string e = ErrorOf("a: &a [*a]\n", "evil.yaml");
+  EXPECT_NE(e.find("cycle"), std::string::npos) << e;
+  EXPECT_NE(e.find("evil.yaml:1:"), std::string::npos) << e;
+}
+
+TEST(TaskFile, BillionLaughsStopsAtTheValueLimit) {
+  std::string text = "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  for (int level = 1; level <= 9; ++level) {
+    const std::string prev = "*a" + std::to_string(level - 1);
+    text += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    for (int i = 0; i < 9; ++i) text += (i ? "," : "") + prev;
+    text += "]\n";
+  }
+  const std::string e = ErrorOf(text, "laughs.yaml");
+  EXPECT_NE(e.find("more than 200000 values"), std::string::npos) << e;
+}
+
+TEST(TaskFile, DeepNestingIsAnErrorInJsonAndYaml) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  std::string e = ErrorOf(deep, "deep.json");
+  EXPECT_NE(e.find("nesting deeper than 64"), std::string::npos) << e.substr(0, 300);
+  e = ErrorOf(deep, "deep.yaml");
+  EXPECT_NE(e.find("deep.yaml"), std::string::npos) << e.substr(0, 300);
+  // Just inside the limit still parses.
+  const std::string ok = "{\"tasks\": " + std::string(60, '[') + std::string(60, ']') + "}";
+  EXPECT_NO_THROW(ParseTaskText(ok, "ok.json"));
+  EXPECT_NO_THROW(ParseTaskText(ok, "ok.yaml"));
+}
+
+TEST(TaskFile, OversizedTextIsAnError) {
+  const std::string big = "# " + std::string(TaskFileLimits::kMaxBytes, 'x') + "\n";
+  EXPECT_NE(ErrorOf(big, "big.yaml").find("limited to"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace netlens

@@ -131,13 +131,19 @@ TEST(Occlusion, ProbabilityModeTilesTheInput) {
   LinearModel lm(1, 6, 6);
   const torch::Tensor x = torch::randn({1, 1, 6, 6}, torch::kFloat64);
   const auto out = RunTechnique("occlusion", *lm.model, x, 0, {{"mode", "probability"}, {"window", 3}});
-  ASSERT_EQ(out.artifacts.size(), 2u);
-  EXPECT_EQ(out.artifacts[0].tensor.sizes().vec(), (std::vector<int64_t>{1, 1, 2, 2}));
+  ASSERT_EQ(out.artifacts.size(), 3u);
+  EXPECT_EQ(out.artifacts[0].name, "occlusion_drop");  // rendered: red = important
+  EXPECT_EQ(out.artifacts[0].kind, Artifact::Kind::kLayerMap);
+  EXPECT_EQ(out.artifacts[1].name, "occlusion_probability");
+  EXPECT_EQ(out.artifacts[1].kind, Artifact::Kind::kRawOnly);
+  EXPECT_EQ(out.artifacts[1].tensor.sizes().vec(), (std::vector<int64_t>{1, 1, 2, 2}));
   // Top-left tile occluded by hand.
   torch::Tensor occluded = x.clone();
   occluded.slice(2, 0, 3).slice(3, 0, 3).zero_();
   const double p = torch::softmax(lm.model->Logits(occluded), 1)[0][0].item<double>();
-  EXPECT_NEAR(out.artifacts[0].tensor[0][0][0][0].item<double>(), p, 1e-12);
+  const double clean = torch::softmax(lm.model->Logits(x), 1)[0][0].item<double>();
+  EXPECT_NEAR(out.artifacts[1].tensor[0][0][0][0].item<double>(), p, 1e-12);
+  EXPECT_NEAR(out.artifacts[0].tensor[0][0][0][0].item<double>(), clean - p, 1e-12);
 }
 
 TEST(CamVariants, MatchHandComputationOnATinyConvNet) {
@@ -164,10 +170,25 @@ TEST(CamVariants, MatchHandComputationOnATinyConvNet) {
     ablation_w[0][k][0][0] = (y - net.Logits(a)[0][t].item<double>()) / y;
   }
   expected["ablationcam"] = (ablation_w * A).sum(1, true);
-  // Score-CAM: masks are the min-max scaled, bilinearly upsampled channels.
+  // Score-CAM: masks are the min-max scaled, bilinearly upsampled channels, upsampled as
+  // pytorch-grad-cam does (nn.UpsamplingBilinear2d: align_corners=True, corners map to corners),
+  // written out by hand here.
+  const auto upsample_corners = [](const torch::Tensor& a, int64_t H, int64_t W) {
+    const int64_t h = a.size(0), w = a.size(1);
+    torch::Tensor out = torch::zeros({H, W}, torch::kFloat64);
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t j = 0; j < W; ++j) {
+        const double y = static_cast<double>(i) * (h - 1) / (H - 1), x = static_cast<double>(j) * (w - 1) / (W - 1);
+        const int64_t y0 = static_cast<int64_t>(y), x0 = static_cast<int64_t>(x);
+        const int64_t y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
+        const double dy = y - y0, dx = x - x0;
+        out[i][j] = (1 - dy) * ((1 - dx) * a[y0][x0] + dx * a[y0][x1]) + dy * ((1 - dx) * a[y1][x0] + dx * a[y1][x1]);
+      }
+    return out;
+  };
   torch::Tensor scores = torch::zeros({4}, torch::kFloat64);
   for (int64_t k = 0; k < 4; ++k) {
-    torch::Tensor m = ResizeMap(A[0][k], 6, 6, false);
+    torch::Tensor m = upsample_corners(A[0][k], 6, 6);
     m = (m - m.min()) / (m.max() - m.min() + 1e-8);
     scores[k] = net.Logits(net.A(x * m))[0][t];
   }

@@ -31,6 +31,8 @@ struct OptionSpec {
   std::optional<double> max;
   bool required = false;
   std::string value_name = "";       // placeholder in --help ("FILE", "N"); derived if empty
+  bool path = false;                 // a file or folder: relative values in a task file are
+                                     // relative to the file's folder (words without / or . are kept)
 };
 
 using OptionTable = std::vector<OptionSpec>;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -109,5 +110,12 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
 }
 
 std::string Quote(const std::string& text) { return "\"" + text + "\""; }
+
+std::string FormatBytes(double bytes) {
+  char text[32];
+  if (bytes >= 1e9) std::snprintf(text, sizeof(text), "%.1f GB", bytes / 1e9);
+  else std::snprintf(text, sizeof(text), "%.0f MB", std::ceil(bytes / 1e6));
+  return text;
+}
 
 }  // namespace netlens

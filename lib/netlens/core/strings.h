@@ -28,6 +28,8 @@ std::string ToLower(std::string text);
 // snake_case config key -> kebab-case flag name ("crop_pct" -> "crop-pct").
 std::string KebabCase(std::string key);
 bool StartsWith(const std::string& text, const std::string& prefix);
+// "1.2 GB", "35 MB": a size in bytes for messages.
+std::string FormatBytes(double bytes);
 // Quoted, for messages: "value".
 std::string Quote(const std::string& text);
 

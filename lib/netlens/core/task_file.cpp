@@ -5,8 +5,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
@@ -35,9 +37,37 @@ std::string Mark(const std::string& name, const YAML::Mark& mark) {
   return name + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }
 
-Json NodeToJson(const YAML::Node& node, const std::string& path, const std::string& name,
-                std::map<std::string, std::string>& locations) {
+// Walks a YAML tree into JSON within the limits of TaskFileLimits: an alias is a reference to
+// its anchor's node, so a self-referencing alias is a cycle and nested aliases multiply ("billion
+// laughs"); both are stopped here, before they can exhaust the stack or the memory.
+struct Walk {
+  const std::string& name;
+  std::map<std::string, std::string>& locations;
+  std::vector<YAML::Node> ancestors;  // the nodes on the path from the root to the current one
+  size_t values = 0;
+};
+
+Json NodeToJson(const YAML::Node& node, const std::string& path, Walk& walk) {
+  const std::string& name = walk.name;
+  auto& locations = walk.locations;
+  for (const auto& ancestor : walk.ancestors)
+    if (ancestor.is(node))
+      throw UsageError(Mark(name, node.Mark()) + ": an alias refers to a node that contains it "
+                       "(a cycle such as `a: &a [*a]`); task files must be trees");
+  if (walk.ancestors.size() >= TaskFileLimits::kMaxDepth)
+    throw UsageError(Mark(name, node.Mark()) + ": nesting deeper than " +
+                     std::to_string(TaskFileLimits::kMaxDepth) + " levels; task files are flat lists of tasks");
+  if (++walk.values > TaskFileLimits::kMaxValues)
+    throw UsageError(Mark(name, node.Mark()) + ": the file expands to more than " +
+                     std::to_string(TaskFileLimits::kMaxValues) +
+                     " values (each *alias copies its anchor; nested aliases multiply); list many "
+                     "images in a folder, glob or .txt file instead");
   locations[path] = Mark(name, node.Mark());
+  walk.ancestors.push_back(node);
+  struct Pop {
+    std::vector<YAML::Node>& v;
+    ~Pop() { v.pop_back(); }
+  } pop{walk.ancestors};
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -47,7 +77,7 @@ Json NodeToJson(const YAML::Node& node, const std::string& path, const std::stri
     case YAML::NodeType::Sequence: {
       Json arr = Json::array();
       for (size_t i = 0; i < node.size(); ++i)
-        arr.push_back(NodeToJson(node[i], path + "[" + std::to_string(i) + "]", name, locations));
+        arr.push_back(NodeToJson(node[i], path + "[" + std::to_string(i) + "]", walk));
       return arr;
     }
     case YAML::NodeType::Map: {
@@ -57,7 +87,7 @@ Json NodeToJson(const YAML::Node& node, const std::string& path, const std::stri
         const std::string child = path.empty() ? key : path + "." + key;
         if (obj.contains(key))
           throw UsageError(Mark(name, kv.first.Mark()) + ": duplicate key " + Quote(key));
-        obj[key] = NodeToJson(kv.second, child, name, locations);
+        obj[key] = NodeToJson(kv.second, child, walk);
         locations[child] = Mark(name, kv.first.Mark());
       }
       return obj;
@@ -96,9 +126,24 @@ TaskDocument ParseTaskText(const std::string& text, const std::string& name) {
   doc.path = name;
   const bool is_json = ToLower(name).size() >= 5 &&
                        ToLower(name).compare(name.size() - 5, 5, ".json") == 0;
+  if (text.size() > TaskFileLimits::kMaxBytes)
+    throw UsageError(name + ": " + std::to_string(text.size()) + " bytes; task files are limited to " +
+                     std::to_string(TaskFileLimits::kMaxBytes) + " bytes");
   if (is_json) {
+    // nlohmann's parser is iterative; the callback stops deep nesting before anything recursive
+    // (copies, dumps, destruction of the value) meets it, and counts values.
+    size_t values = 0;
+    const auto limit = [&](int depth, Json::parse_event_t, Json&) {
+      if (depth > static_cast<int>(TaskFileLimits::kMaxDepth))
+        throw UsageError(name + ": nesting deeper than " + std::to_string(TaskFileLimits::kMaxDepth) +
+                         " levels; task files are flat lists of tasks");
+      if (++values > 4 * TaskFileLimits::kMaxValues)  // events: up to ~3 per value
+        throw UsageError(name + ": more than " + std::to_string(TaskFileLimits::kMaxValues) +
+                         " values; list many images in a folder, glob or .txt file instead");
+      return true;
+    };
     try {
-      doc.root = Json::parse(text);
+      doc.root = Json::parse(text, limit);
     } catch (const Json::parse_error& e) {
       throw UsageError(name + ":" + LineColumn(text, e.byte > 0 ? e.byte - 1 : 0) +
                        ": invalid JSON: " + e.what());
@@ -107,7 +152,8 @@ TaskDocument ParseTaskText(const std::string& text, const std::string& name) {
   try {
     // YAML is a superset of JSON, so JSON files are read a second time for key positions.
     const YAML::Node node = YAML::Load(text);
-    Json from_yaml = NodeToJson(node, "", name, doc.locations);
+    Walk walk{name, doc.locations, {}, 0};
+    Json from_yaml = NodeToJson(node, "", walk);
     if (!is_json) doc.root = std::move(from_yaml);
   } catch (const YAML::Exception& e) {
     if (!is_json)
@@ -126,6 +172,12 @@ TaskDocument LoadTaskFile(const std::string& path) {
     throw UsageError("task file " + Quote(path) + ": unknown extension; use .json, .yaml or .yml");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("task file " + Quote(path) + " not found or not readable");
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > TaskFileLimits::kMaxBytes)
+    throw UsageError("task file " + Quote(path) + " has " + std::to_string(size) +
+                     " bytes; task files are limited to " + std::to_string(TaskFileLimits::kMaxBytes) +
+                     " bytes (list many images in a .txt file instead)");
   std::stringstream buffer;
   buffer << in.rdbuf();
   return ParseTaskText(buffer.str(), path);

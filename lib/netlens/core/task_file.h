@@ -10,6 +10,15 @@
 
 namespace netlens {
 
+// What a task file may hold, so that hostile files (self-referencing aliases, "billion laughs",
+// 100,000 nested brackets, gigabytes) end in a UsageError with bounded time and memory.
+// Documented in docs/batch.md.
+struct TaskFileLimits {
+  static constexpr size_t kMaxBytes = 16u << 20;   // file size
+  static constexpr size_t kMaxDepth = 64;          // nesting of lists and mappings
+  static constexpr size_t kMaxValues = 200000;     // values after alias expansion
+};
+
 struct TaskDocument {
   std::string path;
   Json root;

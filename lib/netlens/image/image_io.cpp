@@ -19,11 +19,10 @@ ResizePolicy ParseResizePolicy(const std::string& name) {
   throw UsageError("resize " + Quote(name) + ": use crop, fit or none");
 }
 
-cv::Mat ReadImage(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw UsageError("image " + Quote(path) + " not found");
-  if (!std::filesystem::is_regular_file(path))
-    throw UsageError("image " + Quote(path) + " is not a file");
-  cv::Mat image = cv::imread(path, cv::IMREAD_UNCHANGED);
+namespace {
+
+// 8-bit BGR from whatever OpenCV decoded: depth, gray and alpha conversions, each logged.
+cv::Mat ToBgr8(cv::Mat image, const std::string& path) {
   if (image.empty())
     throw UsageError("image " + Quote(path) +
                      " cannot be decoded (corrupt, or not PNG/JPEG/BMP/WebP/TIFF)");
@@ -56,6 +55,21 @@ cv::Mat ReadImage(const std::string& path) {
                      " channels; netlens reads 1, 3 or 4");
   }
   return image;
+}
+
+}  // namespace
+
+cv::Mat ReadImage(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw UsageError("image " + Quote(path) + " not found");
+  if (!std::filesystem::is_regular_file(path))
+    throw UsageError("image " + Quote(path) + " is not a file");
+  return ToBgr8(cv::imread(path, cv::IMREAD_UNCHANGED), path);
+}
+
+cv::Mat DecodeImage(const std::vector<unsigned char>& bytes, const std::string& name) {
+  cv::Mat image;
+  if (!bytes.empty()) image = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  return ToBgr8(image, name);
 }
 
 namespace {
@@ -96,17 +110,22 @@ torch::Tensor ImageToTensor(const cv::Mat& bgr, const ModelMetadata& meta, torch
   return t.to(device, dtype);
 }
 
-InputImage PrepareInput(const cv::Mat& bgr, const std::string& name, const Model& model,
-                        ResizePolicy policy) {
-  const ModelMetadata& meta = model.meta();
-  InputImage input;
-  input.path = name;
-  input.original = bgr;
+cv::Mat ResizeForModel(const cv::Mat& bgr, const std::string& name, const ModelMetadata& meta,
+                       ResizePolicy policy, const InputLimits& limits) {
+  cv::Mat display;
   const int H = static_cast<int>(meta.height), W = static_cast<int>(meta.width);
-  if (policy == ResizePolicy::kNone || (bgr.rows == H && bgr.cols == W)) {
-    input.display = bgr;
+  const double pixels = static_cast<double>(bgr.rows) * bgr.cols;
+  if (policy == ResizePolicy::kNone && limits.max_pixels > 0 && pixels > limits.max_pixels) {
+    const double scale = std::sqrt(limits.max_pixels / pixels);
+    const int w = std::max(1, static_cast<int>(std::floor(bgr.cols * scale)));
+    const int h = std::max(1, static_cast<int>(std::floor(bgr.rows * scale)));
+    display = ResizeTo(bgr, w, h);
+    Log().info("image {}: {}x{} has more than --max-pixels {}: scaled to {}x{} (aspect kept)", name,
+               bgr.cols, bgr.rows, limits.max_pixels, w, h);
+  } else if (policy == ResizePolicy::kNone || (bgr.rows == H && bgr.cols == W)) {
+    display = bgr;
   } else if (policy == ResizePolicy::kFit) {
-    input.display = ResizeTo(bgr, W, H);
+    display = ResizeTo(bgr, W, H);
     Log().info("image {}: resized {}x{} -> {}x{} (fit)", name, bgr.cols, bgr.rows, W, H);
   } else {
     // Shorter side to size / crop_pct (longer side floored, as torchvision), then centre crop.
@@ -119,17 +138,37 @@ InputImage PrepareInput(const cv::Mat& bgr, const std::string& name, const Model
     cv::Mat resized = ResizeTo(bgr, std::max(rw, W), std::max(rh, H));
     const int top = static_cast<int>(std::nearbyint((resized.rows - H) / 2.0));
     const int left = static_cast<int>(std::nearbyint((resized.cols - W) / 2.0));
-    input.display = resized(cv::Rect(left, top, W, H)).clone();
+    display = resized(cv::Rect(left, top, W, H)).clone();
     Log().info("image {}: resized {}x{} -> {}x{}, centre crop {}x{} (crop_pct {})", name,
                bgr.cols, bgr.rows, resized.cols, resized.rows, W, H, meta.crop_pct);
   }
+  return display;
+}
+
+InputImage PrepareInput(const cv::Mat& bgr, const std::string& name, const Model& model,
+                        ResizePolicy policy, const InputLimits& limits) {
+  const ModelMetadata& meta = model.meta();
+  const int H = static_cast<int>(meta.height), W = static_cast<int>(meta.width);
+  InputImage input;
+  input.path = name;
+  input.original = bgr;
+  input.display = ResizeForModel(bgr, name, meta, policy, limits);
   if (meta.channels == 1) Log().info("image {}: converted to grayscale for a 1-channel model", name);
+  const double need = model.PassBytes(input.display.rows, input.display.cols, 1, /*with_grad=*/true);
+  if (limits.budget.bytes > 0 && need > limits.budget.bytes)
+    throw UsageError("image " + Quote(name) + " at " + std::to_string(input.display.cols) + "x" +
+                     std::to_string(input.display.rows) + " needs about " + FormatBytes(need) +
+                     " for one forward and backward pass of " + meta.name + ", more than the budget of " +
+                     FormatBytes(limits.budget.bytes) + " (" + limits.budget.source + "); use --resize crop or fit "
+                     "(the model's " + std::to_string(W) + "x" + std::to_string(H) +
+                     " input) or --max-pixels N to scale it down");
   input.tensor = ImageToTensor(input.display, meta, model.device(), model.dtype());
   return input;
 }
 
-InputImage PrepareInput(const std::string& path, const Model& model, ResizePolicy policy) {
-  return PrepareInput(ReadImage(path), path, model, policy);
+InputImage PrepareInput(const std::string& path, const Model& model, ResizePolicy policy,
+                        const InputLimits& limits) {
+  return PrepareInput(ReadImage(path), path, model, policy, limits);
 }
 
 }  // namespace netlens

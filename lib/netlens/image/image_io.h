@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "netlens/model/model.h"
 
@@ -30,10 +31,27 @@ struct InputImage {
 // or cannot be decoded.
 cv::Mat ReadImage(const std::string& path);
 
+// Bounds on what an image may cost: with --resize none, images over `max_pixels` are scaled
+// down (aspect ratio kept, logged); an input whose forward+backward pass would exceed `budget`
+// is refused with the estimate and the remedy before any tensor is made.
+struct InputLimits {
+  int64_t max_pixels = 0;  // 0: no bound
+  MemoryBudget budget;     // bytes 0: unchecked
+};
+
+// The picture the model sees: `bgr` brought to the model's input per `policy` (and, with
+// policy none, scaled down to `limits.max_pixels`). Logs every conversion under `name`.
+cv::Mat ResizeForModel(const cv::Mat& bgr, const std::string& name, const ModelMetadata& meta,
+                       ResizePolicy policy, const InputLimits& limits = {});
+
 // Resizes per `policy`, converts colour to the model's channel order and normalizes.
-InputImage PrepareInput(const std::string& path, const Model& model, ResizePolicy policy);
+InputImage PrepareInput(const std::string& path, const Model& model, ResizePolicy policy,
+                        const InputLimits& limits = {});
 InputImage PrepareInput(const cv::Mat& bgr, const std::string& name, const Model& model,
-                        ResizePolicy policy);
+                        ResizePolicy policy, const InputLimits& limits = {});
+
+// Decodes an image file's bytes like ReadImage (for fuzzing and in-memory inputs).
+cv::Mat DecodeImage(const std::vector<unsigned char>& bytes, const std::string& name);
 
 // The 1 x C x H x W tensor for an 8-bit BGR image already at the model's size.
 torch::Tensor ImageToTensor(const cv::Mat& bgr, const ModelMetadata& meta,

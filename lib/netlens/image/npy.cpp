@@ -9,12 +9,15 @@ namespace netlens {
 
 std::string NpyBytes(const torch::Tensor& tensor) {
   static_assert(sizeof(float) == 4, "float32 expected");
-  const torch::Tensor t = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  // float64 computations keep their precision in the file, so parity can be checked from it.
+  const bool f8 = tensor.scalar_type() == torch::kFloat64;
+  const torch::Tensor t =
+      tensor.detach().to(torch::kCPU, f8 ? torch::kFloat64 : torch::kFloat32).contiguous();
   std::string shape;
   for (int64_t i = 0; i < t.dim(); ++i) shape += std::to_string(t.size(i)) + ", ";
   if (t.dim() > 1) shape.resize(shape.size() - 2);
   if (t.dim() == 1) shape.resize(shape.size() - 1);
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+  std::string header = std::string("{'descr': '") + (f8 ? "<f8" : "<f4") + "', 'fortran_order': False, 'shape': (" + shape + "), }";
   // Pad with spaces so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
@@ -24,7 +27,7 @@ std::string NpyBytes(const torch::Tensor& tensor) {
   out += static_cast<char>(len & 0xFF);
   out += static_cast<char>(len >> 8);
   out += header;
-  out.append(reinterpret_cast<const char*>(t.data_ptr<float>()), t.numel() * sizeof(float));
+  out.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
   return out;
 }
 
@@ -39,11 +42,19 @@ torch::Tensor ParseNpy(const std::string& bytes) {
   if (header.find("'fortran_order': False") == std::string::npos)
     throw UsageError(".npy: Fortran order is not supported");
   const auto open = header.find('('), close = header.find(')');
+  if (open == std::string::npos || close == std::string::npos || close < open)
+    throw UsageError(".npy: header without a shape");
   std::vector<int64_t> shape;
+  double count = 1;
   for (const auto& part : Split(header.substr(open + 1, close - open - 1), ',')) {
     const std::string p = Trim(part);
-    if (!p.empty()) shape.push_back(std::stoll(p));
+    if (p.empty()) continue;
+    if (p.size() > 12 || p.find_first_not_of("0123456789") != std::string::npos)
+      throw UsageError(".npy: bad dimension " + Quote(p));
+    shape.push_back(std::stoll(p));
+    count *= static_cast<double>(shape.back());
   }
+  if (count * (f8 ? 8 : 4) > static_cast<double>(bytes.size())) throw UsageError(".npy: file is truncated");
   const auto dtype = f8 ? torch::kFloat64 : torch::kFloat32;
   torch::Tensor t = torch::empty(shape, dtype);
   const size_t nbytes = t.numel() * (f8 ? 8 : 4);

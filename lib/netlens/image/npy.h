@@ -8,7 +8,8 @@
 
 namespace netlens {
 
-// The bytes of a .npy file holding `tensor` as little-endian float32, C order, its own shape.
+// The bytes of a .npy file holding `tensor` in C order with its own shape: little-endian float64
+// for a float64 tensor, float32 for any other.
 std::string NpyBytes(const torch::Tensor& tensor);
 
 // Parses .npy bytes written by NpyBytes (float32 or float64, little-endian, C order); for tests

@@ -386,7 +386,7 @@ Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::s
   return capture;
 }
 
-void Lens::MeasureShapes(const torch::Tensor& probe) {
+torch::Tensor Lens::MeasureShapes(const torch::Tensor& probe) {
   std::vector<std::string> paths;
   for (const auto& l : layers_)
     if (l.capturable) paths.push_back(l.path);
@@ -394,6 +394,7 @@ void Lens::MeasureShapes(const torch::Tensor& probe) {
   const Capture capture = Forward(probe, paths);
   for (size_t i = 0; i < paths.size(); ++i)
     layers_[index_[paths[i]]].shape = capture.activations[i].sizes().vec();
+  return capture.output;
 }
 
 }  // namespace netlens

@@ -76,8 +76,9 @@ class Lens {
   torch::Tensor ForwardScaled(const torch::Tensor& input, const std::string& layer,
                               const torch::Tensor& scale);
 
-  // Runs one no-grad forward on `probe` and records every capturable layer's output shape.
-  void MeasureShapes(const torch::Tensor& probe);
+  // Runs one no-grad forward on `probe` and records every capturable layer's output shape;
+  // returns the model's output for the probe.
+  torch::Tensor MeasureShapes(const torch::Tensor& probe);
 
  private:
   std::shared_ptr<torch::jit::GraphFunction> Build(const std::vector<std::string>& paths,

@@ -3,6 +3,9 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "netlens/core/errors.h"
@@ -143,6 +146,16 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
                      "torch.jit.script and torch.jit.save; tools/export_model.py does this): " +
                      what.substr(0, what.find('\n')));
   }
+  {
+    const auto forward = model->module_.find_method("forward");
+    if (!forward)
+      throw UsageError("model " + Quote(request.path) + " has no forward method");
+    const size_t args = forward->function().getSchema().arguments().size();  // self + inputs
+    if (args != 2)
+      throw UsageError("model " + Quote(request.path) + ": forward takes " + std::to_string(args - 1) +
+                       " inputs; netlens explains models with one image input (wrap the model in a "
+                       "module whose forward takes one tensor)");
+  }
   model->module_.eval();
   model->module_.to(model->device_, model->dtype_);
   for (auto p : model->module_.parameters()) p.set_requires_grad(false);
@@ -195,16 +208,36 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
   model->lens_ = std::make_unique<Lens>(model->module_);
   const auto options = torch::TensorOptions().dtype(model->dtype_).device(model->device_);
   const torch::Tensor probe = torch::zeros({1, meta.channels, meta.height, meta.width}, options);
+  torch::Tensor probe_logits;
   try {
-    model->lens_->MeasureShapes(probe);
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
+    probe_logits = model->lens_->MeasureShapes(probe);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {  // c10::Error, or an exception raised by the model's code
+    const c10::Error* c10_error = dynamic_cast<const c10::Error*>(&e);
+    const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
     throw UsageError("model " + Quote(request.path) + " fails on a 1x" + std::to_string(meta.channels) +
                      "x" + std::to_string(meta.height) + "x" + std::to_string(meta.width) +
                      " input; set --input-size (and --channels) to what it expects: " +
                      what.substr(0, what.find('\n')));
   }
-  const torch::Tensor logits = model->Logits(probe);
+  {
+    // Leaf layers' outputs approximate what a pass keeps alive (containers repeat their children).
+    const auto& layers = model->lens_->layers();
+    double elements = static_cast<double>(probe.numel());
+    for (const auto& layer : layers) {
+      if (!layer.capturable || layer.shape.empty()) continue;
+      bool leaf = true;
+      for (const auto& other : layers)
+        leaf = leaf && !(other.capturable && StartsWith(other.path, layer.path + "."));
+      if (!leaf) continue;
+      double n = 1;
+      for (const auto d : layer.shape) n *= static_cast<double>(d);
+      elements += n;
+    }
+    model->elements_per_pixel_ = elements / static_cast<double>(meta.height * meta.width);
+  }
+  const torch::Tensor& logits = probe_logits;  // the probe pass already gave the output
   if (logits.dim() != 2)
     throw UsageError("model " + Quote(request.path) + " returns shape " +
                      c10::str(logits.sizes()) + "; netlens expects N x classes logits");
@@ -237,8 +270,62 @@ std::string Model::Label(int64_t index) const {
   return "class " + std::to_string(index);
 }
 
+MemoryBudget ParseMemoryBudget(const std::string& text, const torch::Device& device) {
+  const std::string t = ToLower(Trim(text));
+  if (t == "off" || t == "0") return {};
+  if (t == "auto") {
+    if (!device.is_cpu()) return {};
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    double kb = 0;
+    while (meminfo >> key >> kb) {
+      if (key == "MemAvailable:")
+        return {0.8 * kb * 1024, "80% of the " + FormatBytes(kb * 1024) + " available; --memory-limit changes it"};
+      meminfo.ignore(256, '\n');
+    }
+    return {};
+  }
+  char* end = nullptr;
+  const double value = std::strtod(t.c_str(), &end);
+  const std::string unit(end);
+  double scale = 0;
+  if (unit.empty() || unit == "b") scale = 1;
+  if (unit == "k" || unit == "kb") scale = 1e3;
+  if (unit == "m" || unit == "mb") scale = 1e6;
+  if (unit == "g" || unit == "gb") scale = 1e9;
+  if (unit == "t" || unit == "tb") scale = 1e12;
+  if (end == t.c_str() || scale == 0 || !(value > 0))
+    throw UsageError("memory limit " + Quote(text) + ": use auto, off, or a size such as 512M or 8G");
+  return {value * scale, "--memory-limit " + text};
+}
+
 torch::Tensor Model::Logits(const torch::Tensor& input) {
   torch::NoGradGuard no_grad;
+  if (dtype_ == torch::kFloat32 && input.size(0) > 1 && !inference_tried_) {
+    inference_tried_ = true;
+    StageTimer timer;
+    try {
+      torch::jit::Module copy = module_.clone();
+      copy.eval();
+      inference_ = torch::jit::freeze(copy);
+      if (device_.is_cpu()) inference_ = torch::jit::optimize_for_inference(inference_);
+      inference_ok_ = true;
+      timer.Stage("freeze and optimize the model for batched inference");
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      Log().info("batched inference uses the plain module (freezing failed: {})",
+                 what.substr(0, what.find('\n')));
+    }
+  }
+  if (inference_ok_ && dtype_ == torch::kFloat32) {
+    try {
+      return LogitsOf(inference_.forward({input}));
+    } catch (const c10::Error& e) {
+      inference_ok_ = false;  // a shape the frozen graph was specialised against: plain from now on
+      const std::string what = e.what_without_backtrace();
+      Log().info("frozen module failed ({}); using the plain module", what.substr(0, what.find('\n')));
+    }
+  }
   return LogitsOf(module_.forward({input}));
 }
 

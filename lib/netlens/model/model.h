@@ -51,9 +51,23 @@ class Model {
   Lens& lens() { return *lens_; }
   int64_t num_classes() const { return num_classes_; }
 
+  // Estimated peak memory in bytes of one pass on a batch x C x height x width input: the sum of
+  // the layer outputs (measured on the probe input at load time, scaled by the pixel count),
+  // x2.5 with autograd (saved tensors, gradients, temporaries). Used to refuse runs that would
+  // not fit (MemoryBudget) before they start.
+  double PassBytes(int64_t height, int64_t width, int64_t batch, bool with_grad) const {
+    const double element = dtype_ == torch::kFloat64 ? 8.0 : 4.0;
+    return elements_per_pixel_ * static_cast<double>(height) * static_cast<double>(width) *
+           static_cast<double>(batch) * element * (with_grad ? 2.5 : 1.0);
+  }
+
   // The label of a class index, or "class N" when the model has no labels.
   std::string Label(int64_t index) const;
-  // Logits for a batch, without autograd.
+  // Logits for a batch, without autograd. Batches of several inputs in float32 run through a
+  // frozen, inference-optimized copy of the module (torch::jit::freeze + optimize_for_inference:
+  // folded batch norms, constant weights), made on first use; results stay within float32
+  // rounding of the plain module. float64 and single inputs use the plain module (freezing costs
+  // more than it saves on one input).
   torch::Tensor Logits(const torch::Tensor& input);
 
  private:
@@ -66,8 +80,23 @@ class Model {
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
   std::unique_ptr<Lens> lens_;
+  torch::jit::Module inference_;   // frozen + optimized copy, see Logits
+  bool inference_tried_ = false;
+  bool inference_ok_ = false;
   int64_t num_classes_ = 0;
+  double elements_per_pixel_ = 0;  // layer-output elements per input pixel and sample
 };
+
+// How much memory one run may use: --memory-limit, or by default 80% of the memory available
+// (MemAvailable) on CPU; no check on CUDA unless a limit is given.
+struct MemoryBudget {
+  double bytes = 0;    // 0: unchecked
+  std::string source;  // for messages: "80% of the 21.3 GB available", "--memory-limit 8G"
+};
+
+// "auto", "off", "0" or a size: "512M", "8G", "1.5T", "1000000" (bytes). Throws UsageError.
+MemoryBudget ParseMemoryBudget(const std::string& text, const torch::Device& device);
+
 
 // Applies the keys of a metadata JSON object (netlens.json, a sidecar, or overrides) to `meta`.
 // `base_dir` resolves a relative "labels" file path. Throws UsageError for malformed values.

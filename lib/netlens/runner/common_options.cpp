@@ -4,10 +4,10 @@ namespace netlens {
 
 const OptionTable& CommonOptions() {
   static const OptionTable table{
-      {"model", OptionType::kString, "TorchScript model file (.pt)", nullptr, {}, {}, {}, true, "FILE"},
+      {"model", OptionType::kString, "TorchScript model file (.pt)", nullptr, {}, {}, {}, true, "FILE", true},
       {"image", OptionType::kStringList, "input image file(s): PNG, JPEG, BMP, WebP", nullptr, {}, {},
-       {}, true, "FILE"},
-      {"out", OptionType::kString, "output folder", "netlens_out", {}, {}, {}, false, "DIR"},
+       {}, true, "FILE", true},
+      {"out", OptionType::kString, "output folder", "netlens_out", {}, {}, {}, false, "DIR", true},
       {"name", OptionType::kString, "task name (its output subfolder in a task file)"},
       {"target", OptionType::kStringList,
        "class(es) to explain: index, label name (or unique prefix), or topK; default top1"},
@@ -26,9 +26,15 @@ const OptionTable& CommonOptions() {
       {"crop_pct", OptionType::kFloat, "resize crop: shorter side to size / crop_pct", nullptr, {},
        0.05, 1.0},
       {"labels", OptionType::kString, "labels file, one class name per line", nullptr, {}, {}, {},
-       false, "FILE"},
+       false, "FILE", true},
       {"resize", OptionType::kString, "how images are brought to the input size", "crop",
        {"crop", "fit", "none"}},
+      {"max_pixels", OptionType::kInt,
+       "with --resize none: scale larger images down to this many pixels (aspect kept)", nullptr,
+       {}, 1.0, 1e12, false, "N"},
+      {"memory_limit", OptionType::kString,
+       "refuse runs estimated to need more: auto (80% of available memory on CPU), off, or a size "
+       "like 8G", "auto", {}, {}, {}, false, "SIZE"},
       {"outlier_percent", OptionType::kFloat,
        "rendering: clip the top % of |attribution| mass (Captum's outlier_perc)", 2.0, {}, 0.0,
        50.0},

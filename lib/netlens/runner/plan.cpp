@@ -47,7 +47,49 @@ void AddJobs(const TechniqueInfo& technique, const Json& values, const std::stri
   }
 }
 
+bool IsPathOption(const std::string& key, const std::string& technique) {
+  for (const auto& spec : CommonOptions())
+    if (spec.key == key) return spec.path;
+  for (const auto& t : Techniques())
+    if (technique.empty() || t.name == technique)
+      for (const auto& spec : t.options)
+        if (spec.key == key && spec.path) return true;
+  return false;
+}
+
+Json ResolvePathValue(const Json& value, const fs::path& base) {
+  if (value.is_array()) {
+    Json out = Json::array();
+    for (const auto& v : value) out.push_back(ResolvePathValue(v, base));
+    return out;
+  }
+  if (!value.is_string()) return value;
+  const std::string s = value.get<std::string>();
+  // Keywords such as `baseline: blur` name no file.
+  if (s.empty() || s.find_first_of("/.") == std::string::npos || fs::path(s).is_absolute()) return value;
+  return (base / s).lexically_normal().string();
+}
+
+void ResolveObjectPaths(Json& object, const fs::path& base, const std::string& technique) {
+  if (!object.is_object()) return;
+  for (auto& [key, value] : object.items())
+    if (IsPathOption(key, technique)) value = ResolvePathValue(value, base);
+}
+
 }  // namespace
+
+void ResolveTaskPaths(Json& root, const std::string& base_dir) {
+  if (!root.is_object() || base_dir.empty()) return;
+  const fs::path base(base_dir);
+  ResolveObjectPaths(root, base, "");
+  auto tasks = root.find("tasks");
+  if (tasks == root.end() || !tasks->is_array()) return;
+  for (auto& task : *tasks) {
+    if (!task.is_object()) continue;
+    const auto t = task.find("technique");
+    ResolveObjectPaths(task, base, t != task.end() && t->is_string() ? t->get<std::string>() : "");
+  }
+}
 
 void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Diagnostics& diag) {
   std::set<std::string> reported;

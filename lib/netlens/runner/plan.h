@@ -19,6 +19,10 @@ struct Plan {
   Json config;  // the resolved configuration, for the manifest
 };
 
+// Makes the relative file paths of a task file (options declared with `path`, at the top and in
+// every task) relative to `base_dir`, the file's folder, as most config-driven tools do.
+void ResolveTaskPaths(Json& root, const std::string& base_dir);
+
 // Every problem in the file is collected in `diag` (with its position) rather than thrown.
 Plan PlanFromDocument(const TaskDocument& doc, Diagnostics& diag);
 

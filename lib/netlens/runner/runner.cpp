@@ -9,6 +9,7 @@
 #include <functional>
 #include <thread>
 
+#include "netlens/core/blas.h"
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
@@ -72,6 +73,32 @@ Json Predictions(const Model& model, const torch::Tensor& probs, int64_t k) {
   return out;
 }
 
+// Refuses a technique's batched passes (and the copies of the input it makes) when they would not
+// fit the memory budget, naming the batch size that would.
+void CheckBatchMemory(const TechniqueInfo& technique, const Params& p, const Model& model,
+                      const InputImage& input, const MemoryBudget& budget) {
+  if (budget.bytes <= 0 || technique.batch_pass == BatchPass::kNone) return;
+  const bool grad = technique.batch_pass == BatchPass::kForwardBackward;
+  const int64_t h = input.tensor.size(2), w = input.tensor.size(3);
+  const int64_t batch = p.Int("batch_size");
+  int64_t copies = 0;
+  for (const char* key : {"samples", "steps"})
+    for (const auto& spec : technique.options)
+      if (spec.key == key) copies = std::max<int64_t>(copies, p.Int(key));
+  const double copy_bytes = 2.0 * static_cast<double>(copies) * input.tensor.numel() *
+                            input.tensor.element_size();
+  const double need = model.PassBytes(h, w, batch, grad) + copy_bytes;
+  if (need <= budget.bytes) return;
+  const double per_sample = model.PassBytes(h, w, 1, grad);
+  const int64_t fits = static_cast<int64_t>(std::max(0.0, (budget.bytes - copy_bytes) / per_sample));
+  throw UsageError(technique.name + " with --batch-size " + std::to_string(batch) + " on a " +
+                   std::to_string(w) + "x" + std::to_string(h) + " input needs about " + FormatBytes(need) +
+                   (grad ? " (forward and backward)" : " (forward)") + ", more than the budget of " +
+                   FormatBytes(budget.bytes) + " (" + budget.source + "); " +
+                   (fits >= 1 ? "--batch-size " + std::to_string(std::min<int64_t>(fits, batch)) + " fits"
+                              : std::string("use a smaller input (--resize crop) or fewer samples")));
+}
+
 }  // namespace
 
 std::vector<int64_t> ResolveTargets(const std::vector<std::string>& specs, const Model& model,
@@ -132,9 +159,16 @@ Json Runner::RunJob(const Job& job) {
   StageTimer timer;
   auto model = GetModel(p);
   const double load_ms = timer.Stage("model ready");
-  const InputImage input = PrepareInput(job.image, *model, ParseResizePolicy(p.Str("resize")));
+  InputLimits limits;
+  limits.budget = ParseMemoryBudget(p.Str("memory_limit"), model->device());
+  if (p.IsSet("max_pixels")) limits.max_pixels = p.Int("max_pixels");
+  const InputImage input = PrepareInput(job.image, *model, ParseResizePolicy(p.Str("resize")), limits);
+  CheckBatchMemory(*job.technique, p, *model, input, limits.budget);
   const double image_ms = timer.Stage("read and preprocess image");
   const torch::Tensor logits = model->Logits(input.tensor);
+  if (!torch::isfinite(logits.to(torch::kFloat64)).all().item<bool>())
+    throw RuntimeError("the model's output for " + job.image + " is not finite (NaN or Inf in " +
+                       std::to_string(logits.size(1)) + " logits); nothing to explain");
   const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), 1)[0].cpu();
   const Json predictions = Predictions(*model, probs, 5);
   const auto targets = ResolveTargets(p.IsSet("target") ? p.Strs("target") : std::vector<std::string>{},
@@ -220,6 +254,10 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
   ScopedLogFile log_file((fs::path(out_dir_) / ("netlens" + shard.Suffix() + ".log")).string());
   if (shard.count > 1)
     Log().info("shard {}/{}: {} of {} jobs", shard.index, shard.count, jobs.size(), all_jobs.size());
+  const BlasInfo blas = DetectBlas();
+  if (blas.slow) Log().warn("{}", DescribeBlas(blas));
+  else Log().debug("{}", DescribeBlas(blas));
+  manifest_["blas"] = blas.name;
   Progress progress(options_.progress, jobs.size());
   const auto start = std::chrono::steady_clock::now();
   RunSummary summary;

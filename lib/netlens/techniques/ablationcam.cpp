@@ -28,7 +28,7 @@ TechniqueInfo AblationCamTechnique() {
               const torch::Tensor w = ((y - torch::cat(scores)) / y).view({1, K, 1, 1});
               return (w * A).sum(1, true);
             });
-          }};
+          }, BatchPass::kForward};
 }
 
 }  // namespace netlens

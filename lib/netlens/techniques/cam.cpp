@@ -60,7 +60,8 @@ torch::Tensor FuseCams(const std::vector<torch::Tensor>& cams, int64_t height, i
 
 std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& name, GradientCamFn fn) {
   const auto layers = ResolveLayers(ctx.model, ctx.params.Strs("layer"));
-  const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, layers);
+  const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, layers,
+                                      BackwardRule::kVanilla, /*input_grad=*/false);
   std::vector<torch::Tensor> cams;
   for (size_t i = 0; i < layers.size(); ++i) {
     CheckSpatial(layers[i], g.activations[i]);

@@ -2,31 +2,52 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <mutex>
+
 #include "netlens/core/errors.h"
+#include "netlens/core/log.h"
 
 namespace netlens {
 
 Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t target,
-                          const std::vector<std::string>& layers, BackwardRule rule) {
+                          const std::vector<std::string>& layers, BackwardRule rule, bool input_grad) {
+  // The input always requires grad so that every layer output is on the autograd graph; asking
+  // only for the layers' gradients keeps the engine from running the backward below them.
   torch::Tensor x = input.detach().clone().requires_grad_(true);
   Lens::Capture capture = model.lens().Forward(x, layers, rule);
   if (target < 0 || target >= capture.output.size(1))
     throw UsageError("target " + std::to_string(target) + " is out of range: the model has " +
                      std::to_string(capture.output.size(1)) + " classes");
   const torch::Tensor score = capture.output.select(1, target).sum();
-  std::vector<torch::Tensor> inputs{x};
+  const size_t first = input_grad ? 1 : 0;  // index of the first layer in `inputs`
+  std::vector<torch::Tensor> inputs;
+  if (input_grad) inputs.push_back(x);
   for (const auto& a : capture.activations) inputs.push_back(a);
-  auto grads = torch::autograd::grad({score}, inputs, {}, /*retain_graph=*/false,
-                                     /*create_graph=*/false, /*allow_unused=*/true);
   Gradients out;
   out.output = capture.output.detach();
-  out.input_grad = grads[0].defined() ? grads[0] : torch::zeros_like(x);
+  std::vector<torch::Tensor> grads(inputs.size());
+  if (score.requires_grad() && !inputs.empty()) {
+    grads = torch::autograd::grad({score}, inputs, {}, /*retain_graph=*/false,
+                                  /*create_graph=*/false, /*allow_unused=*/true);
+  } else if (!score.requires_grad()) {
+    WarnNoGradientPath(model);
+  }
+  if (input_grad) out.input_grad = grads[0].defined() ? grads[0] : torch::zeros_like(x);
   for (size_t i = 0; i < capture.activations.size(); ++i) {
     const auto& a = capture.activations[i];
     out.activations.push_back(a.detach());
-    out.layer_grads.push_back(grads[i + 1].defined() ? grads[i + 1] : torch::zeros_like(a));
+    out.layer_grads.push_back(grads[i + first].defined() ? grads[i + first] : torch::zeros_like(a));
   }
   return out;
+}
+
+void WarnNoGradientPath(const Model& model) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    Log().warn("the output of {} does not depend on its input through differentiable operations: "
+               "every gradient is zero (a model that ignores its input, or ends in argmax/rounding)",
+               model.meta().name);
+  });
 }
 
 torch::Tensor InputGradientOf(Model& model, const torch::Tensor& input,
@@ -34,7 +55,12 @@ torch::Tensor InputGradientOf(Model& model, const torch::Tensor& input,
                               const std::function<torch::Tensor(const Lens::Capture&)>& objective) {
   torch::Tensor x = input.detach().clone().requires_grad_(true);
   const Lens::Capture capture = model.lens().Forward(x, layers, rule);
-  auto grads = torch::autograd::grad({objective(capture)}, {x}, {}, false, false, true);
+  const torch::Tensor value = objective(capture);
+  if (!value.requires_grad()) {
+    WarnNoGradientPath(model);
+    return torch::zeros_like(x);
+  }
+  auto grads = torch::autograd::grad({value}, {x}, {}, false, false, true);
   return grads[0].defined() ? grads[0] : torch::zeros_like(x);
 }
 

@@ -20,10 +20,15 @@ struct Gradients {
 };
 
 // Gradients of the target logit, summed over the batch (so each sample gets its own gradient),
-// at the input and at `layers` (resolved paths), in one forward and one backward pass.
+// at the input and at `layers` (resolved paths), in one forward and one backward pass. With
+// `input_grad` false the backward pass stops at the earliest requested layer (autograd runs only
+// what the requested gradients need) and `input_grad` of the result is undefined.
 Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t target,
                           const std::vector<std::string>& layers,
-                          BackwardRule rule = BackwardRule::kVanilla);
+                          BackwardRule rule = BackwardRule::kVanilla, bool input_grad = true);
+
+// Logs once that the model's output does not depend on its input differentiably.
+void WarnNoGradientPath(const Model& model);
 
 // d objective / d x for any scalar objective of the captured activations, in one pass.
 torch::Tensor InputGradientOf(Model& model, const torch::Tensor& input,

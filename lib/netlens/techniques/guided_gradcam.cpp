@@ -17,7 +17,8 @@ TechniqueInfo GuidedGradCamTechnique() {
   return {"guided-gradcam", "guided backprop weighted by the upsampled Grad-CAM", options,
           [](TechniqueContext& ctx) {
             const std::string layer = ctx.model.lens().Resolve(ctx.params.Str("layer"));
-            Gradients vanilla = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {layer});
+            Gradients vanilla = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {layer},
+                                                BackwardRule::kVanilla, /*input_grad=*/false);
             const torch::Tensor cam = GradCam(vanilla.activations[0], vanilla.layer_grads[0]);
             Gradients guided = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {},
                                                BackwardRule::kGuided);

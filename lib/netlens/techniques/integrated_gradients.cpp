@@ -104,7 +104,8 @@ TechniqueInfo IntegratedGradientsTechnique() {
       {"steps", OptionType::kInt, "number of path points", 50, {}, 1.0, 100000.0},
       {"method", OptionType::kString, "integration rule", "gausslegendre",
        {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"}},
-      {"baseline", OptionType::kString, "zero, black, blur, uniform, or an image file", "zero"},
+      {"baseline", OptionType::kString, "zero, black, blur, uniform, or an image file", "zero", {},
+       {}, {}, false, "", true},
       {"blur_sigma", OptionType::kFloat, "Gaussian sigma in pixels of the blur baseline", 10.0, {},
        0.1, 1000.0},
       {"guided", OptionType::kBool, "integrate guided-backprop gradients", false},
@@ -133,7 +134,7 @@ TechniqueInfo IntegratedGradientsTechnique() {
                                            {"delta", total - expected},
                                            {"relative_delta", std::abs(total - expected) / std::max(std::abs(expected), 1e-12)}};
             return std::vector<Artifact>{{"integrated_gradients", attr}};
-          }};
+          }, BatchPass::kForwardBackward};
 }
 
 }  // namespace netlens

@@ -4,9 +4,11 @@
 // f_t(x) - f_t(x_occluded) over the windows that cover it. Occluded copies are evaluated in
 // batches without autograd.
 //
-// mode probability (the original netlens): non-overlapping tiles (stride = window); the map holds
-// the softmax probability of the target with each tile occluded, and a second map the arg-max
-// class under each occlusion.
+// mode probability (the original netlens): non-overlapping tiles (stride = window). The rendered
+// map `occlusion_drop` holds p_t(x) - p_t(x with the tile occluded), the fall of the target's
+// softmax probability (red = the tile matters, as in every other map); the raw arrays
+// `occlusion_probability` (p_t with each tile occluded) and `occlusion_argmax` (the arg-max class
+// under each occlusion) come beside it.
 #include <cmath>
 
 #include "netlens/core/errors.h"
@@ -85,15 +87,20 @@ TechniqueInfo OcclusionTechnique() {
             ctx.metrics["occlusions"] = total;
             if (probability) {
               const auto shape = std::vector<int64_t>{1, 1, counts[1] * counts[0], counts[2]};
-              Artifact prob{"occlusion_probability", torch::cat(scores).view(shape).to(x.scalar_type()),
-                            Artifact::Kind::kLayerMap, ""};
-              prob.nearest = true;
+              const torch::Tensor prob = torch::cat(scores).view(shape);
+              const double clean =
+                  torch::softmax(reference.to(torch::kFloat64), 1)[0][ctx.target].item<double>();
+              // The drop is what is rendered, so that red means "important" as in every other map.
+              Artifact drop{"occlusion_drop", (clean - prob).to(x.scalar_type()), Artifact::Kind::kLayerMap, ""};
+              drop.nearest = true;
+              Artifact raw{"occlusion_probability", prob.to(x.scalar_type()), Artifact::Kind::kRawOnly, ""};
               Artifact cls{"occlusion_argmax", torch::cat(argmax).view(shape).to(torch::kFloat32),
                            Artifact::Kind::kRawOnly, ""};
-              return std::vector<Artifact>{prob, cls};
+              ctx.metrics["clean_probability"] = clean;
+              return std::vector<Artifact>{drop, raw, cls};
             }
             return std::vector<Artifact>{{"occlusion", attr / cover.clamp_min(1)}};
-          }};
+          }, BatchPass::kForward};
 }
 
 }  // namespace netlens

@@ -1,5 +1,6 @@
-// Score-CAM (Wang et al. 2020), pytorch-grad-cam's form: each channel A_k, upsampled (bilinear)
-// to the input size and min-max scaled to [0, 1], masks the input; the target logits of the K
+// Score-CAM (Wang et al. 2020), pytorch-grad-cam's form: each channel A_k, upsampled to the input
+// size as pytorch-grad-cam does (torch.nn.UpsamplingBilinear2d, i.e. bilinear with
+// align_corners=True: the corner pixels of the map land on the corner pixels of the image) and min-max scaled to [0, 1], masks the input; the target logits of the K
 // masked inputs (batched, no autograd) go through a softmax over k to give w_k;
 // cam = sum_k w_k A_k.
 #include "netlens/techniques/cam.h"
@@ -20,7 +21,7 @@ TechniqueInfo ScoreCamTechnique() {
                   A, F::InterpolateFuncOptions()
                          .size(std::vector<int64_t>{x.size(2), x.size(3)})
                          .mode(torch::kBilinear)
-                         .align_corners(false))[0];  // K x H x W
+                         .align_corners(true))[0];  // K x H x W
               const torch::Tensor lo = up.amin({1, 2}, true), hi = up.amax({1, 2}, true);
               const torch::Tensor masks = (up - lo) / (hi - lo + 1e-8);
               const int64_t batch = c.params.Int("batch_size");
@@ -32,7 +33,7 @@ TechniqueInfo ScoreCamTechnique() {
               const torch::Tensor w = torch::softmax(torch::cat(scores), 0).view({1, -1, 1, 1});
               return (w * A).sum(1, true);
             });
-          }};
+          }, BatchPass::kForward};
 }
 
 }  // namespace netlens

@@ -42,7 +42,7 @@ TechniqueInfo SmoothGradTechnique() {
             if (variant == "vargrad") result = mean_sq - mean * mean;
             ctx.metrics["sigma"] = sigma;
             return std::vector<Artifact>{{variant, result}};
-          }};
+          }, BatchPass::kForwardBackward};
 }
 
 }  // namespace netlens

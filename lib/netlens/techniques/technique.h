@@ -38,11 +38,15 @@ struct TechniqueContext {
 
 using TechniqueFn = std::vector<Artifact> (*)(TechniqueContext& ctx);
 
+// The batched passes a technique runs with its `batch_size` option, for the memory budget.
+enum class BatchPass { kNone, kForward, kForwardBackward };
+
 struct TechniqueInfo {
   std::string name;
   std::string summary;
   OptionTable options;  // this technique's own options (the common ones are the runner's)
   TechniqueFn run = nullptr;
+  BatchPass batch_pass = BatchPass::kNone;
 };
 
 }  // namespace netlens
