@@ -9,6 +9,7 @@
 
 #include <torch/version.h>
 
+#include "netlens/core/json_text.h"
 #include "netlens/core/blas.h"
 #include "netlens/core/cli_binding.h"
 #include "netlens/core/errors.h"
@@ -65,7 +66,7 @@ int Inspect(const Json& given) {
   }());
   auto model = runner.GetModel(model_params);
   if (params.Bool("json")) {
-    std::cout << InspectJson(*model).dump(2) << "\n";
+    std::cout << SafeDump(InspectJson(*model), 2) << "\n";
   } else {
     std::cout << InspectTable(*model, params.Bool("all"));
   }

@@ -2,7 +2,11 @@
 // on the bundled Fashion-MNIST model and the real models in ../shared/models.
 #include <gtest/gtest.h>
 
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -269,6 +273,122 @@ TEST(Cli, OptionsPageIsCurrent) {
   std::ifstream in(Source("docs/options.md"));
   const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(r.output, doc) << "regenerate: ./build/netlens list --markdown > docs/options.md";
+}
+
+// --- Hardening (issue 11): each of these crashed, ran away or was wrong before. ---
+
+// Elapsed seconds of a command, for "within a second or two" checks (generous bounds: these
+// assert "did not run away", not speed).
+template <typename F>
+double Seconds(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST(Hardening, HostileTaskFilesAreUsageErrorsNotCrashes) {
+  const std::string dir = test::TempDir("hostile");
+  test::WriteText(dir + "/cycle.yaml", "a: &a [*a]\n");
+  test::WriteText(dir + "/deep.json", std::string(100000, '[') + std::string(100000, ']'));
+  std::string laughs = "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n";
+  for (int l = 1; l <= 9; ++l) {
+    laughs += "a" + std::to_string(l) + ": &a" + std::to_string(l) + " [";
+    for (int k = 0; k < 9; ++k) laughs += std::string(k ? "," : "") + "*a" + std::to_string(l - 1);
+    laughs += "]\n";
+  }
+  test::WriteText(dir + "/laughs.yaml", laughs);
+  for (const auto& [file, words] : std::vector<std::pair<std::string, std::string>>{
+           {"cycle.yaml", "cycle"}, {"deep.json", "nesting deeper than 64"}, {"laughs.yaml", "more than 200000 values"}}) {
+    Result r;
+    const double seconds = Seconds([&] { r = RunNetlens("run " + dir + "/" + file); });
+    EXPECT_EQ(r.code, 2) << file << ": " << r.output.substr(0, 500);
+    EXPECT_NE(r.output.find(words), std::string::npos) << file << ": " << r.output.substr(0, 500);
+    EXPECT_LT(seconds, 10) << file;
+  }
+}
+
+TEST(Hardening, HugeImageWithoutResizeIsRefusedWithTheEstimate) {
+  RequireShared();
+  const std::string dir = test::TempDir("huge");
+  const std::string image = dir + "/huge.png";
+  {
+    cv::Mat big(12000, 12000, CV_8UC3, cv::Scalar(40, 90, 160));
+    cv::rectangle(big, {3000, 3000}, {9000, 9000}, cv::Scalar(200, 30, 30), -1);
+    ASSERT_TRUE(cv::imwrite(image, big));
+  }
+  Result r;
+  const double seconds = Seconds([&] {
+    r = RunNetlens("guided --model " + Shared("squeezenet1_0.pt") + " --image " + image +
+                   " --resize none --out " + dir + "/out");
+  });
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("12000x12000 needs about"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--resize crop"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--max-pixels"), std::string::npos) << r.output;
+  EXPECT_LT(seconds, 30);
+  // The remedy works: the same image scaled to 300k pixels runs.
+  r = RunNetlens("guided --model " + Shared("squeezenet1_0.pt") + " --image " + image +
+                 " --resize none --max-pixels 300000 --out " + dir + "/out");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("scaled to 547x547"), std::string::npos) << r.output;
+}
+
+TEST(Hardening, BatchSizesBeyondTheBudgetAreRefusedWithOneThatFits) {
+  RequireShared();
+  const std::string dir = test::TempDir("batch");
+  const Result r = RunNetlens("smoothgrad --model " + Shared("squeezenet1_0.pt") + " --image " +
+                              Shared("images/cat.png") + " --samples 64 --batch-size 64 --memory-limit 1G --out " + dir);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--batch-size 64"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("fits"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--memory-limit 1G"), std::string::npos) << r.output;
+  EXPECT_EQ(RunNetlens("guided --model m.pt --image x.png --memory-limit lots").code, 2);
+}
+
+TEST(Hardening, TaskFilePathsAreRelativeToTheFile) {
+  const std::string dir = test::TempDir("relative");
+  fs::create_directories(dir + "/ci/images");
+  fs::copy_file(Source("assets/fashion_mnist/bag.png"), dir + "/ci/images/bag.png");
+  fs::copy_file(Source("models/fashion_cnn.pt"), dir + "/ci/model.pt");
+  test::WriteText(dir + "/ci/tasks.yaml",
+                  "model: model.pt\nout: results\ntasks:\n  - technique: saliency\n    image: images/*.png\n");
+  // Run from another folder: the file's paths resolve against ci/.
+  Result r = test::Shell("cd " + dir + " && " + NETLENS_BINARY + " run ci/tasks.yaml --quiet");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/ci/results/00-saliency/bag_saliency.npy"));
+  // --out on the command line is relative to the current folder.
+  r = test::Shell("cd " + dir + " && " + NETLENS_BINARY + " run ci/tasks.yaml --quiet --out here");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/here/00-saliency/bag_saliency.npy"));
+}
+
+TEST(Hardening, Float64RunsWriteFloat64Arrays) {
+  const std::string dir = test::TempDir("f8");
+  const Result r = RunNetlens("saliency --model " + Source("models/fashion_cnn.pt") + " --image " +
+                              Source("assets/fashion_mnist/bag.png") + " --dtype float64 --out " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream in(dir + "/bag_saliency.npy", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(bytes.find("'descr': '<f8'"), std::string::npos);
+  EXPECT_EQ(bytes.size() % 8, 0u);
+}
+
+TEST(Hardening, VersionNamesTheBlasInUse) {
+  const Result r = RunNetlens("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("BLAS: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("LibTorch "), std::string::npos) << r.output;
+}
+
+TEST(Hardening, OcclusionProbabilityRendersTheDrop) {
+  RequireShared();
+  const std::string dir = test::TempDir("drop");
+  const Result r = RunNetlens("occlusion --model " + Shared("resnet20_cifar10.scripted.pt") + " --image " +
+                              Shared("images/bird.png") + " --mode probability --window 8 --out " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/bird_occlusion_drop_heatmap.png"));
+  EXPECT_TRUE(fs::exists(dir + "/bird_occlusion_probability.npy"));
+  EXPECT_FALSE(fs::exists(dir + "/bird_occlusion_probability_heatmap.png"));
 }
 
 }  // namespace

@@ -87,6 +87,16 @@ TEST(TaskFile, DeepNestingIsAnErrorInJsonAndYaml) {
   EXPECT_NO_THROW(ParseTaskText(ok, "ok.yaml"));
 }
 
+// Found by tools/fuzz.sh: a YAML value with invalid UTF-8 made every later dump of the value
+// (messages, manifest) throw nlohmann's type_error 316.
+TEST(TaskFile, InvalidUtf8IsAnErrorWithItsPosition) {
+  const std::string e = ErrorOf("tasks:\n  - technique: \x95\x9a" "convnet\n", "bad.yaml");
+  EXPECT_NE(e.find("bad.yaml:2:16: invalid UTF-8 (byte 0x95)"), std::string::npos) << e;
+  EXPECT_NO_THROW(ParseTaskText("name: \"caf\xc3\xa9 \xe2\x9c\x93\"\n", "ok.yaml"));  // valid multi-byte
+  EXPECT_NE(ErrorOf("name: \"\xc3\"\n", "cut.yaml").find("invalid UTF-8"), std::string::npos);
+  EXPECT_NE(ErrorOf("name: \xed\xa0\x80\n", "surrogate.yaml").find("invalid UTF-8"), std::string::npos);
+}
+
 TEST(TaskFile, OversizedTextIsAnError) {
   const std::string big = "# " + std::string(TaskFileLimits::kMaxBytes, 'x') + "\n";
   EXPECT_NE(ErrorOf(big, "big.yaml").find("limited to"), std::string::npos);

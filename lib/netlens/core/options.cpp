@@ -1,4 +1,5 @@
 #include "netlens/core/options.h"
+#include "netlens/core/json_text.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -44,8 +45,8 @@ Json CoerceScalar(OptionType type, const Json& v, std::string& problem) {
     case OptionType::kString:
       if (v.is_string()) return v;
       if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-      if (v.is_number()) return v.dump();
-      problem = "expected a string, got " + v.dump();
+      if (v.is_number()) return SafeDump(v);
+      problem = "expected a string, got " + Brief(v);
       return nullptr;
     case OptionType::kBool:
       if (v.is_boolean()) return v;
@@ -54,7 +55,7 @@ Json CoerceScalar(OptionType type, const Json& v, std::string& problem) {
         if (s == "true" || s == "1" || s == "yes" || s == "on") return true;
         if (s == "false" || s == "0" || s == "no" || s == "off") return false;
       }
-      problem = "expected true or false, got " + v.dump();
+      problem = "expected true or false, got " + Brief(v);
       return nullptr;
     case OptionType::kInt:
     case OptionType::kFloat: {
@@ -63,12 +64,12 @@ Json CoerceScalar(OptionType type, const Json& v, std::string& problem) {
       if (v.is_string()) num = ParseNumber(v.get<std::string>());
       const char* what = type == OptionType::kInt ? "an integer" : "a number";
       if (!num) {
-        problem = std::string("expected ") + what + ", got " + v.dump();
+        problem = std::string("expected ") + what + ", got " + Brief(v);
         return nullptr;
       }
       if (type == OptionType::kFloat) return *num;
       if (std::floor(*num) != *num) {
-        problem = "expected an integer, got " + v.dump();
+        problem = "expected an integer, got " + Brief(v);
         return nullptr;
       }
       return static_cast<int64_t>(*num);
@@ -79,6 +80,16 @@ Json CoerceScalar(OptionType type, const Json& v, std::string& problem) {
 }
 
 }  // namespace
+
+std::string SafeDump(const Json& value, int indent) {
+  return value.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string Brief(const Json& value, size_t max_chars) {
+  std::string text = SafeDump(value);
+  if (text.size() > max_chars) text = text.substr(0, max_chars) + "...";
+  return text;
+}
 
 const char* OptionTypeName(OptionType type) {
   switch (type) {
@@ -115,13 +126,13 @@ Json CoerceOption(const OptionSpec& spec, const Json& value, const std::string& 
     }
     if (items.empty()) {
       diag.Add(Where(path, locate) + ": expected a " + OptionTypeName(spec.type) + ", got " +
-               value.dump());
+               Brief(value));
       return nullptr;
     }
   } else {
     if (value.is_array() || value.is_object()) {
       diag.Add(Where(path, locate) + ": expected a single " + OptionTypeName(spec.type) +
-               ", got " + value.dump());
+               ", got " + Brief(value));
       return nullptr;
     }
     items.push_back(value);
@@ -152,10 +163,10 @@ Json CoerceOption(const OptionSpec& spec, const Json& value, const std::string& 
       if ((spec.min && d < *spec.min) || (spec.max && d > *spec.max)) {
         auto bound = [](const std::optional<double>& b, const char* none) {
           if (!b) return std::string(none);
-          return std::floor(*b) == *b ? std::to_string(static_cast<int64_t>(*b)) : Json(*b).dump();
+          return std::floor(*b) == *b ? std::to_string(static_cast<int64_t>(*b)) : SafeDump(Json(*b));
         };
         const std::string range = "[" + bound(spec.min, "-inf") + ", " + bound(spec.max, "inf") + "]";
-        diag.Add(Where(path, locate) + ": value " + v.dump() + " is out of range " + range);
+        diag.Add(Where(path, locate) + ": value " + Brief(v) + " is out of range " + range);
         return nullptr;
       }
     }
@@ -170,7 +181,7 @@ Json ValidateObject(const Json& object, const std::vector<const OptionTable*>& t
   Json result = Json::object();
   if (!object.is_object()) {
     diag.Add(Where(path.empty() ? "(top level)" : path, locate) +
-             ": expected a mapping of option names to values, got " + object.dump());
+             ": expected a mapping of option names to values, got " + Brief(object));
     return result;
   }
   std::vector<std::string> valid = extra_keys;
@@ -257,7 +268,7 @@ std::string DescribeOption(const OptionSpec& spec) {
   if (spec.required) notes.push_back("required");
   if (!spec.default_value.is_null()) {
     const Json& d = spec.default_value;
-    notes.push_back("default: " + (d.is_string() ? d.get<std::string>() : d.dump()));
+    notes.push_back("default: " + (d.is_string() ? d.get<std::string>() : SafeDump(d)));
   }
   if (!spec.choices.empty()) notes.push_back("one of: " + Join(spec.choices, ", "));
   if (!notes.empty()) text += " (" + Join(notes, "; ") + ")";

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -110,6 +111,32 @@ std::string LineColumn(const std::string& text, size_t offset) {
   return std::to_string(line) + ":" + std::to_string(col);
 }
 
+// Offset of the first byte that is not part of valid UTF-8, or npos. Task files are text: values
+// with invalid bytes could not be written back into JSON (manifest, messages).
+size_t InvalidUtf8(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t extra = 0;
+    unsigned min = 0;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { extra = 1; min = 0x80; }
+    else if ((c & 0xF0) == 0xE0) { extra = 2; min = 0x800; }
+    else if ((c & 0xF8) == 0xF0) { extra = 3; min = 0x10000; }
+    else return i;
+    if (i + extra >= text.size()) return i;  // truncated sequence
+    unsigned code = c & (0x3F >> extra);
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto d = static_cast<unsigned char>(text[i + k]);
+      if ((d & 0xC0) != 0x80) return i;
+      code = (code << 6) | (d & 0x3F);
+    }
+    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return i;
+    i += extra + 1;
+  }
+  return std::string::npos;
+}
+
 }  // namespace
 
 std::string TaskDocument::Locate(const std::string& key_path) const {
@@ -129,6 +156,13 @@ TaskDocument ParseTaskText(const std::string& text, const std::string& name) {
   if (text.size() > TaskFileLimits::kMaxBytes)
     throw UsageError(name + ": " + std::to_string(text.size()) + " bytes; task files are limited to " +
                      std::to_string(TaskFileLimits::kMaxBytes) + " bytes");
+  const size_t bad = InvalidUtf8(text);
+  if (bad != std::string::npos)
+    throw UsageError(name + ":" + LineColumn(text, bad) + ": invalid UTF-8 (byte 0x" + [&] {
+      char hex[3];
+      std::snprintf(hex, sizeof(hex), "%02x", static_cast<unsigned char>(text[bad]));
+      return std::string(hex);
+    }() + "); task files must be UTF-8 text");
   if (is_json) {
     // nlohmann's parser is iterative; the callback stops deep nesting before anything recursive
     // (copies, dumps, destruction of the value) meets it, and counts values.

@@ -1,4 +1,5 @@
 #include "netlens/runner/batch.h"
+#include "netlens/core/json_text.h"
 
 #include <unistd.h>
 
@@ -45,7 +46,7 @@ void Progress::JobDone(const Json& entry, double elapsed_ms) {
               {"elapsed_ms", elapsed_ms}, {"rate_per_s", rate}};
     if (entry.contains("task")) line["task"] = entry["task"];
     if (entry.contains("error")) line["error"] = entry["error"];
-    std::cout << line.dump() << std::endl;
+    std::cout << SafeDump(line) << std::endl;
   } else if (mode_ == "bar") {
     const int width = 30;
     const int filled = total_ ? static_cast<int>(width * done_ / total_) : width;

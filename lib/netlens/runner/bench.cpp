@@ -1,4 +1,5 @@
 #include "netlens/runner/bench.h"
+#include "netlens/core/json_text.h"
 
 #include <torch/torch.h>
 
@@ -121,7 +122,7 @@ int RunBench(const Params& p) {
     const double ms = TimeMs(run, repeat), floor_ms = TimeMs(floor_fn, repeat);
     char line[512];
     std::snprintf(line, sizeof(line), "| %s | %s | %.1f | %s | %.1f | %.2f |\n", c.technique.c_str(),
-                  c.options.is_null() ? "" : c.options.dump().c_str(), ms, c.floor.c_str(), floor_ms, ms / floor_ms);
+                  c.options.is_null() ? "" : SafeDump(c.options).c_str(), ms, c.floor.c_str(), floor_ms, ms / floor_ms);
     std::cout << line << std::flush;
   }
   return 0;

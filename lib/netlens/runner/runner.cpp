@@ -1,4 +1,5 @@
 #include "netlens/runner/runner.h"
+#include "netlens/core/json_text.h"
 
 #include <torch/torch.h>
 
@@ -135,7 +136,7 @@ Runner::Runner(std::string out_dir, Json config, RunOptions options)
 std::shared_ptr<Model> Runner::GetModel(const Params& params) {
   const ModelRequest request = ModelRequestFrom(params);
   const std::string key = fs::absolute(request.path).string() + "|" + request.device + "|" +
-                          request.dtype + "|" + request.overrides.dump();
+                          request.dtype + "|" + SafeDump(request.overrides);
   auto it = models_.find(key);
   if (it != models_.end()) return it->second;
   StageTimer timer;
@@ -220,7 +221,7 @@ std::string Runner::RecordPath(const Job& job) const {
   // Options that do not change the outputs (log level, threads, names of folders) stay out.
   Json options = job.params.Resolved();
   for (const char* key : {"log_level", "threads", "out", "name"}) options.erase(key);
-  const std::string key = job.technique->name + "|" + job.image + "|" + options.dump();
+  const std::string key = job.technique->name + "|" + job.image + "|" + SafeDump(options);
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016zx", std::hash<std::string>{}(key));
   return (fs::path(job.folder) / ".netlens" /
@@ -276,7 +277,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
     if (entries.empty()) {
       try {
         entries = RunJob(*job);
-        WriteFileAtomic(RecordPath(*job), entries.dump() + "\n");
+        WriteFileAtomic(RecordPath(*job), SafeDump(entries) + "\n");
         ++summary.ok;
       } catch (const std::exception& e) {
         ++summary.failed;
@@ -308,7 +309,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
 }
 
 void Runner::WriteManifest() const {
-  WriteFileAtomic((fs::path(out_dir_) / manifest_name_).string(), manifest_.dump(2) + "\n");
+  WriteFileAtomic((fs::path(out_dir_) / manifest_name_).string(), SafeDump(manifest_, 2) + "\n");
 }
 
 }  // namespace netlens

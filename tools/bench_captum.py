@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Times Captum on the same TorchScript model, image and settings that `netlens bench` uses, so
+that docs/performance.md can put the two side by side (same machine, same LibTorch kernels).
+
+    PYTHONPATH=/path/to/captum /usr/bin/python3 tools/bench_captum.py resnet18.pt cat.png
+
+Captum is not a dependency of netlens and is not installed by tools/setup.sh: bring its source
+(any release that supports torch 1.13) and point PYTHONPATH at it. Preprocessing mirrors
+netlens' default (shorter side to 256, centre crop 224, ImageNet mean/std). Prints one row per
+technique: median milliseconds of the attribution call over --repeat runs (after one warm-up).
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def load_image(path, size=224, crop_pct=0.875):
+    img = Image.open(path).convert("RGB")
+    short = int(size / crop_pct)
+    w, h = img.size
+    if w <= h:
+        img = img.resize((short, int(h * short / w)), Image.BILINEAR)
+    else:
+        img = img.resize((int(w * short / h), short), Image.BILINEAR)
+    w, h = img.size
+    left, top = round((w - size) / 2), round((h - size) / 2)
+    img = img.crop((left, top, left + size, top + size))
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+def timed(fn, repeat):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("image")
+    ap.add_argument("--layer", default="layer4", help="module path for LayerGradCam")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated subset")
+    args = ap.parse_args()
+
+    import captum
+    from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+
+    torch.set_num_threads(args.threads)
+    model = torch.jit.load(args.model).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = load_image(args.image)
+    with torch.no_grad():
+        target = int(model(x).argmax(1))
+    layer = model
+    for part in args.layer.split("."):
+        layer = getattr(layer, part)
+
+    rows = {
+        "saliency": ("", lambda: Saliency(model).attribute(x, target=target)),
+        "gradcam": (args.layer, lambda: LayerGradCam(model, layer).attribute(x, target=target)),
+        "integrated-gradients": ("50 steps, batch 16", lambda: IntegratedGradients(model).attribute(
+            x, target=target, n_steps=50, internal_batch_size=16, method="gausslegendre")),
+        "smoothgrad": ("50 samples, batch 16", lambda: NoiseTunnel(Saliency(model)).attribute(
+            x, target=target, nt_type="smoothgrad", nt_samples=50, nt_samples_batch_size=16,
+            stdevs=0.15 * float(x.max() - x.min()))),
+        "occlusion": ("window 15, stride 8, batch 32", lambda: Occlusion(model).attribute(
+            x, target=target, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8),
+            perturbations_per_eval=32)),
+    }
+    only = [s for s in args.only.split(",") if s]
+    print(f"captum {captum.__version__}, torch {torch.__version__}, {args.threads} threads")
+    print("| technique | options | Captum ms |")
+    print("|---|---|---|")
+    for name, (options, fn) in rows.items():
+        if only and name not in only:
+            continue
+        print(f"| {name} | {options} | {timed(fn, args.repeat):.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
