@@ -18,9 +18,27 @@ TEST(Npy, HeaderIsAlignedAndRoundTrips) {
   const size_t header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
   EXPECT_EQ((10 + header_len) % 64, 0u);
   EXPECT_NE(bytes.find("'shape': (1, 2, 3, 4)"), std::string::npos);
+  // float64 keeps its precision (so float64 parity can be checked from the files) ...
   const torch::Tensor back = ParseNpy(bytes);
-  EXPECT_EQ(back.scalar_type(), torch::kFloat32);
-  EXPECT_TRUE(torch::equal(back, t.to(torch::kFloat32)));
+  EXPECT_NE(bytes.find("'descr': '<f8'"), std::string::npos);
+  EXPECT_EQ(back.scalar_type(), torch::kFloat64);
+  EXPECT_TRUE(torch::equal(back, t));
+  // ... any other dtype is written as float32.
+  const torch::Tensor f = ParseNpy(NpyBytes(t.to(torch::kFloat32)));
+  EXPECT_EQ(f.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(f, t.to(torch::kFloat32)));
+  EXPECT_EQ(ParseNpy(NpyBytes(torch::arange(5))).scalar_type(), torch::kFloat32);
+}
+
+TEST(Npy, HostileHeadersAreUsageErrors) {
+  std::string bytes = NpyBytes(torch::ones({2, 2}));
+  EXPECT_THROW(ParseNpy(bytes.substr(0, bytes.size() - 3)), UsageError);  // truncated data
+  std::string huge = bytes;
+  huge.replace(huge.find("(2, 2)"), 6, "(9999999999, 9)");  // shape far beyond the data
+  EXPECT_THROW(ParseNpy(huge), UsageError);
+  std::string word = bytes;
+  word.replace(word.find("(2, 2)"), 6, "(2, x)");
+  EXPECT_THROW(ParseNpy(word), UsageError);
 }
 
 TEST(Render, CaptumCumulativeThreshold) {

@@ -47,33 +47,39 @@ void AddJobs(const TechniqueInfo& technique, const Json& values, const std::stri
   }
 }
 
-bool IsPathOption(const std::string& key, const std::string& technique) {
+enum class PathKind { kNone, kPath, kPathOrKeyword };
+
+// Common options that are paths always are; a technique's path option may also take keywords
+// (`baseline: blur`), so there a word without / or . is kept as it is.
+PathKind PathOption(const std::string& key, const std::string& technique) {
   for (const auto& spec : CommonOptions())
-    if (spec.key == key) return spec.path;
+    if (spec.key == key) return spec.path ? PathKind::kPath : PathKind::kNone;
   for (const auto& t : Techniques())
     if (technique.empty() || t.name == technique)
       for (const auto& spec : t.options)
-        if (spec.key == key && spec.path) return true;
-  return false;
+        if (spec.key == key && spec.path) return PathKind::kPathOrKeyword;
+  return PathKind::kNone;
 }
 
-Json ResolvePathValue(const Json& value, const fs::path& base) {
+Json ResolvePathValue(const Json& value, const fs::path& base, PathKind kind) {
   if (value.is_array()) {
     Json out = Json::array();
-    for (const auto& v : value) out.push_back(ResolvePathValue(v, base));
+    for (const auto& v : value) out.push_back(ResolvePathValue(v, base, kind));
     return out;
   }
   if (!value.is_string()) return value;
   const std::string s = value.get<std::string>();
-  // Keywords such as `baseline: blur` name no file.
-  if (s.empty() || s.find_first_of("/.") == std::string::npos || fs::path(s).is_absolute()) return value;
+  if (s.empty() || fs::path(s).is_absolute()) return value;
+  if (kind == PathKind::kPathOrKeyword && s.find_first_of("/.") == std::string::npos) return value;
   return (base / s).lexically_normal().string();
 }
 
 void ResolveObjectPaths(Json& object, const fs::path& base, const std::string& technique) {
   if (!object.is_object()) return;
-  for (auto& [key, value] : object.items())
-    if (IsPathOption(key, technique)) value = ResolvePathValue(value, base);
+  for (auto& [key, value] : object.items()) {
+    const PathKind kind = PathOption(key, technique);
+    if (kind != PathKind::kNone) value = ResolvePathValue(value, base, kind);
+  }
 }
 
 }  // namespace
