@@ -49,6 +49,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
     ap.add_argument("image")
+    ap.add_argument("--arch", default="resnet18",
+                    help="torchvision architecture of the model (Captum's hooks need an eager module: "
+                         "it is rebuilt and given the TorchScript file's weights)")
     ap.add_argument("--layer", default="layer4", help="module path for LayerGradCam")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -59,7 +62,10 @@ def main():
     from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
     torch.set_num_threads(args.threads)
-    model = torch.jit.load(args.model).eval()
+    import torchvision.models as tvm
+    model = getattr(tvm, args.arch)()
+    model.load_state_dict(torch.jit.load(args.model).state_dict())
+    model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     x = load_image(args.image)
