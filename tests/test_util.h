@@ -77,6 +77,26 @@ inline ShellResult Shell(const std::string& command) {
   return r;
 }
 
+// A "billion laughs" YAML file: nine levels of aliases, each repeating the previous nine times
+// (9^9 = 387 million values once expanded, 10 lines of text).
+inline std::string BillionLaughsYaml() {
+  std::string text = "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n";
+  for (int level = 1; level <= 9; ++level) {
+    text += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+    for (int i = 0; i < 9; ++i) text += std::string(i ? "," : "") + "*a" + std::to_string(level - 1);
+    text += "]\n";
+  }
+  return text;
+}
+
+// Whether a temporary file of an atomic write (name containing ".tmp-") is left below `dir`.
+inline bool HasTempFiles(const std::string& dir) {
+  if (!std::filesystem::exists(dir)) return false;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp-") != std::string::npos) return true;
+  return false;
+}
+
 inline std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;

@@ -4,10 +4,7 @@
 # run. ccache shares compiled objects across runs (not with build/: the flags differ).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE_ROOT=${NETLENS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netlens}
-export CCACHE_DIR=${CCACHE_DIR:-$CACHE_ROOT/ccache}
-export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+source tools/ccache_env.sh
 # -O1 -g1: fast enough to build and to run, with line numbers in reports.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
   -DNETLENS_SANITIZE=ON -DNETLENS_BUILD_TESTS=ON "$@" >/dev/null

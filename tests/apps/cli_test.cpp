@@ -31,11 +31,7 @@ Json ReadJson(const std::string& path) {
   return Json::parse(in);
 }
 
-bool NoTempFiles(const std::string& dir) {
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().string().find(".tmp-") != std::string::npos) return false;
-  return true;
-}
+bool NoTempFiles(const std::string& dir) { return !test::HasTempFiles(dir); }
 
 void RequireShared() {
   if (!fs::exists(Shared("squeezenet1_0.pt"))) GTEST_SKIP() << "no shared models at " << test::SharedModels();
@@ -290,13 +286,7 @@ TEST(Hardening, HostileTaskFilesAreUsageErrorsNotCrashes) {
   const std::string dir = test::TempDir("hostile");
   test::WriteText(dir + "/cycle.yaml", "a: &a [*a]\n");
   test::WriteText(dir + "/deep.json", std::string(100000, '[') + std::string(100000, ']'));
-  std::string laughs = "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n";
-  for (int l = 1; l <= 9; ++l) {
-    laughs += "a" + std::to_string(l) + ": &a" + std::to_string(l) + " [";
-    for (int k = 0; k < 9; ++k) laughs += std::string(k ? "," : "") + "*a" + std::to_string(l - 1);
-    laughs += "]\n";
-  }
-  test::WriteText(dir + "/laughs.yaml", laughs);
+  test::WriteText(dir + "/laughs.yaml", test::BillionLaughsYaml());
   for (const auto& [file, words] : std::vector<std::pair<std::string, std::string>>{
            {"cycle.yaml", "cycle"}, {"deep.json", "nesting deeper than 64"}, {"laughs.yaml", "more than 200000 values"}}) {
     Result r;

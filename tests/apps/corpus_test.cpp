@@ -33,13 +33,6 @@ void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-bool HasTempFiles(const std::string& dir) {
-  if (!fs::exists(dir)) return false;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().filename().string().find(".tmp-") != std::string::npos) return true;
-  return false;
-}
-
 // Runs one netlens command line; checks exit code, time limit, message and files. Returns the
 // exit code (or -1 after a failed expectation) so that callers can count outcomes.
 int Check(const std::string& what, const std::string& args, const std::string& out) {
@@ -49,7 +42,7 @@ int Check(const std::string& what, const std::string& args, const std::string& o
       << what << ": exit " << r.code << " (a signal or the time limit)\n" << r.output.substr(0, 2000);
   if (r.code == 1 || r.code == 2)
     EXPECT_NE(r.output.find("error"), std::string::npos) << what << ": failed without a message";
-  EXPECT_FALSE(HasTempFiles(out)) << what << ": left a temporary file";
+  EXPECT_FALSE(test::HasTempFiles(out)) << what << ": left a temporary file";
   return (r.code >= 0 && r.code <= 2) ? r.code : -1;
 }
 
@@ -121,13 +114,7 @@ TEST_F(Corpus, MutatedTaskFiles) {
   files.emplace_back("cycle.yaml", "a: &a [*a]\ntasks: *a\n");
   files.emplace_back("deep.json", std::string(100000, '[') + std::string(100000, ']'));
   files.emplace_back("deep.yaml", std::string(100000, '[') + std::string(100000, ']'));
-  std::string laughs = "a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n";
-  for (int l = 1; l <= 9; ++l) {
-    laughs += "a" + std::to_string(l) + ": &a" + std::to_string(l) + " [";
-    for (int k = 0; k < 9; ++k) laughs += std::string(k ? "," : "") + "*a" + std::to_string(l - 1);
-    laughs += "]\n";
-  }
-  files.emplace_back("laughs.yaml", laughs + "tasks: *a9\n");
+  files.emplace_back("laughs.yaml", test::BillionLaughsYaml() + "tasks: *a9\n");
   files.emplace_back("empty.yaml", "");
   files.emplace_back("binary.json", std::string("\x00\x01\x02\xff\xfe", 5));
   files.emplace_back("tasks_scalar.yaml", "model: m.pt\ntasks: 5\n");
