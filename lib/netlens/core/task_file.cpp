@@ -182,6 +182,9 @@ TaskDocument ParseTaskText(const std::string& text, const std::string& name) {
       throw UsageError(name + ":" + LineColumn(text, e.byte > 0 ? e.byte - 1 : 0) +
                        ": invalid JSON: " + e.what());
     }
+    catch (const Json::exception& e) {  // e.g. out_of_range 406: a number beyond double's range
+      throw UsageError(name + ": invalid JSON: " + e.what());
+    }
   }
   try {
     // YAML is a superset of JSON, so JSON files are read a second time for key positions.
