@@ -20,7 +20,7 @@ fi
 
 bash tools/build.sh -DNETLENS_BUILD_TESTS=ON -DNETLENS_TEST_MODELS="$models" \
   -DNETLENS_SHARED_MODELS="$SHARED"
-# Fuzz the task-file reader and image decoding for a fixed time (FUZZ_SECONDS, default 30 each).
+# Fuzz the task-file reader and image decoding: a fixed number of inputs from a fixed seed.
 bash tools/fuzz.sh
 cd build
 NETLENS_REQUIRE_TEST_MODELS=1 ctest -j"$(nproc)" --output-on-failure "$@"

@@ -374,7 +374,7 @@ TEST(Hardening, OcclusionProbabilityRendersTheDrop) {
   RequireShared();
   const std::string dir = test::TempDir("drop");
   const Result r = RunNetlens("occlusion --model " + Shared("resnet20_cifar10.scripted.pt") + " --image " +
-                              Shared("images/bird.png") + " --mode probability --window 8 --out " + dir);
+                              Shared("images/bird.png") + " --input-size 32 --mode probability --window 8 --out " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir + "/bird_occlusion_drop_heatmap.png"));
   EXPECT_TRUE(fs::exists(dir + "/bird_occlusion_probability.npy"));

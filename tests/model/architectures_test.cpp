@@ -4,10 +4,12 @@
 // Also: real pretrained models from ../shared/models, float64 gradients equal plain autograd.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "netlens/model/model.h"
 #include "netlens/techniques/common.h"
+#include "tests/techniques/fixtures.h"
 #include "tests/test_util.h"
 
 namespace netlens {
@@ -61,6 +63,23 @@ TEST_P(Architectures, EveryHookedModuleIsCapturedWithTheSameShapeAndValues) {
   }
   const auto logits = reference["logits"].get<std::vector<double>>();
   EXPECT_TRUE(test::AllClose(capture.output[0], torch::tensor(logits).to(torch::kFloat32), 1e-3, 1e-3));
+}
+
+// Feature visualization runs on every architecture: the objective reads the last convolution
+// through a graph cut after it, and gradients reach the picture.
+TEST_P(Architectures, FeaturevisRunsToTheLastConvolution) {
+  auto model = LoadExport(GetParam() + ".pt");
+  if (!model) GTEST_SKIP() << "export the test models first (tools/test.sh does)";
+  const auto outcome = test::RunTechnique("featurevis", *model, torch::Tensor(), 0,
+                                          {{"objective", "last-conv:0 + 0.1*conv-0:0"}, {"steps", 4}, {"size", 48},
+                                           {"frames", 0}, {"progress", "none"}});
+  ASSERT_FALSE(outcome.artifacts.empty());
+  const torch::Tensor picture = outcome.artifacts[0].tensor;
+  EXPECT_EQ(picture.sizes().vec(), (std::vector<int64_t>{1, 3, 48, 48}));
+  EXPECT_TRUE(torch::isfinite(picture).all().item<bool>());
+  const auto curve = outcome.metrics["objective_curve"].get<std::vector<double>>();
+  EXPECT_EQ(curve.size(), 4u);
+  for (double v : curve) EXPECT_TRUE(std::isfinite(v));
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,5 +1,7 @@
 #include "netlens/image/render.h"
 
+#include <cmath>
+
 #include <opencv2/imgproc.hpp>
 
 namespace netlens {
@@ -65,10 +67,37 @@ cv::Mat DivergingImage(const torch::Tensor& map11) {
 }
 
 cv::Mat ColorImage(const torch::Tensor& chw01) {
-  if (chw01.size(0) == 1) return GrayImage(chw01[0]);
+  if (chw01.size(0) != 3) return GrayImage(chw01.mean(0));
   std::vector<cv::Mat> planes{ToMat8(chw01[2]), ToMat8(chw01[1]), ToMat8(chw01[0])};
   cv::Mat out;
   cv::merge(planes, out);
+  return out;
+}
+
+cv::Mat GridImage(const std::vector<cv::Mat>& tiles, const std::vector<std::string>& captions,
+                  int columns) {
+  if (tiles.empty()) return cv::Mat();
+  const int n = static_cast<int>(tiles.size());
+  const int cols = columns > 0 ? std::min(columns, n)
+                               : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+  const int rows = (n + cols - 1) / cols;
+  const int w = tiles[0].cols, h = tiles[0].rows, gap = 4;
+  bool any_caption = false;
+  for (const auto& c : captions) any_caption = any_caption || !c.empty();
+  const double font = std::max(0.3, std::min(0.5, w / 400.0));
+  const int strip = any_caption ? static_cast<int>(30 * font) + 6 : 0;
+  cv::Mat out(rows * (h + strip + gap) + gap, cols * (w + gap) + gap, CV_8UC3, cv::Scalar(255, 255, 255));
+  for (int i = 0; i < n; ++i) {
+    const int x = gap + (i % cols) * (w + gap), y = gap + (i / cols) * (h + strip + gap);
+    tiles[static_cast<size_t>(i)].copyTo(out(cv::Rect(x, y, w, h)));
+    if (static_cast<size_t>(i) >= captions.size() || captions[static_cast<size_t>(i)].empty()) continue;
+    std::string text = captions[static_cast<size_t>(i)];
+    int baseline = 0;
+    while (text.size() > 4 && cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font, 1, &baseline).width > w)
+      text = text.substr(0, text.size() - 4) + "..";
+    cv::putText(out, text, cv::Point(x + 2, y + h + strip - 6), cv::FONT_HERSHEY_SIMPLEX, font,
+                cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
+  }
   return out;
 }
 

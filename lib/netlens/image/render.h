@@ -5,6 +5,9 @@
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
+#include <string>
+#include <vector>
+
 namespace netlens {
 
 // Captum's outlier clipping for visualization: the threshold at which the cumulative sum of the
@@ -25,10 +28,14 @@ cv::Mat GrayImage(const torch::Tensor& map01);
 cv::Mat HeatImage(const torch::Tensor& map01);
 // H x W in [-1, 1] -> diverging blue (negative) / white (0) / red (positive).
 cv::Mat DivergingImage(const torch::Tensor& map11);
-// C x H x W in [0, 1] -> colour image (C = 3 in RGB order, or C = 1).
+// C x H x W in [0, 1] -> colour image (C = 3 in RGB order; any other C: the gray mean).
 cv::Mat ColorImage(const torch::Tensor& chw01);
 // Blend a heat map onto a picture of the same size: alpha * heat + (1 - alpha) * base.
 cv::Mat Overlay(const cv::Mat& base_bgr, const cv::Mat& heat_bgr, double alpha = 0.5);
+// Tiles (8-bit BGR, one size) in a grid of `columns` (0: about square) on white, each with its
+// caption (may be empty) in a strip below it.
+cv::Mat GridImage(const std::vector<cv::Mat>& tiles, const std::vector<std::string>& captions,
+                  int columns = 0);
 // Bilinear or nearest resize of an h x w map to H x W.
 torch::Tensor ResizeMap(const torch::Tensor& map, int64_t height, int64_t width, bool nearest);
 

@@ -320,8 +320,8 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Cached(
 }
 
 std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
-                                                       BackwardRule rule) {
-  return Cached(RequestKey(paths, rule), [&] {
+                                                       BackwardRule rule, bool with_output) {
+  return Cached(RequestKey(paths, rule) + (with_output ? "" : "|layers-only"), [&] {
     auto [graph, values] = CopyWithLayers(paths);
     std::set<Value*> tapped;
     for (Value* v : values) {
@@ -329,11 +329,15 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
       if (tapped.insert(v).second) InsertAfter(*graph, v, aten::clone, {});
     }
     if (rule != BackwardRule::kVanilla) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
-    std::vector<Value*> returned{graph->outputs().at(0)};
+    std::vector<Value*> returned;
+    if (with_output) returned.push_back(graph->outputs().at(0));
     returned.insert(returned.end(), values.begin(), values.end());
-    torch::jit::WithInsertPoint guard(graph->return_node());
-    Node* tuple = graph->insertNode(graph->createTuple(returned));
-    graph->return_node()->replaceInput(0, tuple->output());
+    {
+      torch::jit::WithInsertPoint guard(graph->return_node());
+      Node* tuple = graph->insertNode(graph->createTuple(returned));
+      graph->return_node()->replaceInput(0, tuple->output());
+    }
+    if (!with_output) torch::jit::EliminateDeadCode(graph);
     Log().debug("lens: built graph for {} layer(s), rule {}", paths.size(), static_cast<int>(rule));
     return graph;
   });
@@ -375,14 +379,15 @@ torch::Tensor LogitsOf(const c10::IValue& output) {
 }
 
 Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
-                            BackwardRule rule) {
-  auto fn = Build(layer_paths, rule);
+                            BackwardRule rule, bool with_output) {
+  auto fn = Build(layer_paths, rule, with_output);
   torch::jit::Stack stack{module_._ivalue(), input};
   fn->run(stack);
   const auto elements = stack.back().toTupleRef().elements();
   Capture capture;
-  capture.output = LogitsOf(elements[0]);
-  for (size_t i = 1; i < elements.size(); ++i) capture.activations.push_back(elements[i].toTensor());
+  if (with_output) capture.output = LogitsOf(elements[0]);
+  for (size_t i = with_output ? 1 : 0; i < elements.size(); ++i)
+    capture.activations.push_back(elements[i].toTensor());
   return capture;
 }
 

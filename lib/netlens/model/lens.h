@@ -62,13 +62,15 @@ class Lens {
   int64_t RectifierCount() const { return rectifier_count_; }
 
   struct Capture {
-    torch::Tensor output;                     // the model's output
+    torch::Tensor output;                     // the model's output (undefined: not asked for)
     std::vector<torch::Tensor> activations;   // one per requested layer, in request order
   };
 
-  // One forward pass capturing `layer_paths` (already resolved) under `rule`.
+  // One forward pass capturing `layer_paths` (already resolved) under `rule`. Without
+  // `with_output` the graph stops at the last requested layer: what only feeds the model's
+  // output is removed (image optimization on an early layer runs a fraction of the model).
   Capture Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
-                  BackwardRule rule = BackwardRule::kVanilla);
+                  BackwardRule rule = BackwardRule::kVanilla, bool with_output = true);
 
   // One forward pass in which ops after `layer` read `layer_output * scale` instead of the layer
   // output (`scale` broadcasts against it: N x K x 1 x 1 zeros one channel per sample). For
@@ -82,7 +84,7 @@ class Lens {
 
  private:
   std::shared_ptr<torch::jit::GraphFunction> Build(const std::vector<std::string>& paths,
-                                                   BackwardRule rule);
+                                                   BackwardRule rule, bool with_output);
   std::shared_ptr<torch::jit::GraphFunction> BuildScaled(const std::string& path);
   // A fresh copy of the base graph and, in it, the output value of each of `paths`.
   std::pair<std::shared_ptr<torch::jit::Graph>, std::vector<torch::jit::Value*>> CopyWithLayers(

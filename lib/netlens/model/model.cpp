@@ -265,6 +265,60 @@ void Model::ResolveLabels(const ModelRequest& request) {
     Log().info("labels: none found; classes are named by index (give --labels FILE)");
 }
 
+namespace {
+
+bool IsInteger(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+int64_t LabelIndex(const std::string& spec, const ModelMetadata& meta) {
+  const auto& labels = meta.labels;
+  const std::string want = ToLower(Trim(spec));
+  std::vector<int64_t> exact, prefix;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const std::string label = ToLower(labels[i]);
+    // A label "tabby, tabby cat" also answers to each of its comma-separated names.
+    bool is_exact = label == want, is_prefix = StartsWith(label, want);
+    for (const auto& part : Split(label, ',')) {
+      is_exact = is_exact || Trim(part) == want;
+      is_prefix = is_prefix || StartsWith(Trim(part), want);
+    }
+    if (is_exact) exact.push_back(static_cast<int64_t>(i));
+    if (is_prefix) prefix.push_back(static_cast<int64_t>(i));
+  }
+  if (exact.size() == 1) return exact[0];
+  if (exact.empty() && prefix.size() == 1) return prefix[0];
+  if (labels.empty())
+    throw UsageError("target " + Quote(spec) + ": the model has no labels; give a class index "
+                     "or --labels FILE");
+  const auto& matches = exact.empty() ? prefix : exact;
+  if (matches.size() > 1) {
+    std::vector<std::string> names;
+    for (auto i : matches) names.push_back(labels[i] + " (" + std::to_string(i) + ")");
+    names.resize(std::min<size_t>(names.size(), 5));
+    throw UsageError("target " + Quote(spec) + " is ambiguous: " + Join(names, "; "));
+  }
+  std::string msg = "target " + Quote(spec) + ": no class has that label";
+  const std::string hint = DidYouMean(spec, labels);
+  throw UsageError(hint.empty() ? msg : msg + "; " + hint);
+}
+
+}  // namespace
+
+int64_t Model::ClassIndex(const std::string& raw) const {
+  const std::string spec = Trim(raw);
+  const bool negative = spec.size() > 1 && spec[0] == '-';
+  if (IsInteger(negative ? spec.substr(1) : spec)) {
+    const int64_t t = spec.size() > 12 ? -1 : std::stoll(spec);
+    if (t < 0 || t >= num_classes_)
+      throw UsageError("class " + spec + " is out of range: the model has " +
+                       std::to_string(num_classes_) + " classes (0.." +
+                       std::to_string(num_classes_ - 1) + ")");
+    return t;
+  }
+  return LabelIndex(spec, meta_);
+}
+
 std::string Model::Label(int64_t index) const {
   if (index >= 0 && index < static_cast<int64_t>(meta_.labels.size())) return meta_.labels[index];
   return "class " + std::to_string(index);

@@ -63,6 +63,9 @@ class Model {
 
   // The label of a class index, or "class N" when the model has no labels.
   std::string Label(int64_t index) const;
+  // A class named by index ("281") or label ("tiger cat", a unique prefix, or one of a label's
+  // comma-separated names). Throws UsageError naming the range, the ambiguity or the closest label.
+  int64_t ClassIndex(const std::string& spec) const;
   // Logits for a batch, without autograd. Batches of several inputs in float32 run through a
   // frozen, inference-optimized copy of the module (torch::jit::freeze + optimize_for_inference:
   // folded batch norms, constant weights), made on first use; results stay within float32

@@ -5,8 +5,9 @@ namespace netlens {
 const OptionTable& CommonOptions() {
   static const OptionTable table{
       {"model", OptionType::kString, "TorchScript model file (.pt)", nullptr, {}, {}, {}, true, "FILE", true},
-      {"image", OptionType::kStringList, "input image file(s): PNG, JPEG, BMP, WebP", nullptr, {}, {},
-       {}, true, "FILE", true},
+      {"image", OptionType::kStringList,
+       "input image file(s): PNG, JPEG, BMP, WebP (required unless the technique takes none)",
+       nullptr, {}, {}, {}, false, "FILE", true},
       {"out", OptionType::kString, "output folder", "netlens_out", {}, {}, {}, false, "DIR", true},
       {"name", OptionType::kString, "task name (its output subfolder in a task file)"},
       {"target", OptionType::kStringList,

@@ -6,6 +6,7 @@
 #include "netlens/core/strings.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/images.h"
+#include "netlens/runner/job_kinds.h"
 #include "netlens/techniques/registry.h"
 
 namespace netlens {
@@ -31,9 +32,20 @@ void AddJobs(const TechniqueInfo& technique, const Json& values, const std::stri
                  ")");
         complete = false;
       }
+  const JobKindInfo& kind = KindOf(technique);
+  const std::string image_key = Where(where.empty() ? "--image" : where + ".image", locate);
+  if (kind.images == 0 && params.IsSet("image")) {
+    diag.Add(image_key + ": " + technique.name + " takes no image (it optimizes a picture from "
+             "noise); remove `image`");
+    complete = false;
+  } else if (kind.images > 0 && !params.IsSet("image")) {
+    diag.Add(image_key + ": missing required option \"image\" (--image)");
+    complete = false;
+  }
   if (!complete) return;
   std::vector<std::string> problems;
-  const auto images = ExpandImages(params.Strs("image"), problems);
+  const auto images = kind.images == 0 ? std::vector<std::string>{""}
+                                       : ExpandImages(params.Strs("image"), problems);
   for (const auto& problem : problems)
     diag.Add(Where(where.empty() ? "--image" : where + ".image", locate) + ": " + problem);
   for (const auto& image : images) {
@@ -105,7 +117,7 @@ void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Dia
       const std::string line = Where(where + key, locate) + ": " + message;
       if (reported.insert(line).second) diag.Add(line);
     };
-    if (!fs::is_regular_file(job.image)) add("image", "image " + Quote(job.image) + " not found");
+    if (!job.image.empty() && !fs::is_regular_file(job.image)) add("image", "image " + Quote(job.image) + " not found");
     std::shared_ptr<Model> model;
     try {
       model = runner.GetModel(job.params);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "netlens/core/log.h"
+#include "netlens/image/gif.h"
 #include "netlens/image/npy.h"
 #include "netlens/image/render.h"
 #include "netlens/output/files.h"
@@ -24,16 +25,23 @@ class Writer {
     Add(path, "raw", a, a.tensor.sizes().vec(), "");
   }
 
-  void Image(const std::string& stem, const std::string& view, const Artifact& a, const cv::Mat& img) {
+  void Image(const std::string& stem, const std::string& view, const Artifact& a, const cv::Mat& img,
+             const std::string& caption = "") {
     const std::string path = (fs::path(folder_) / (stem + (view.empty() ? "" : "_" + view) + ".png")).string();
     const cv::Mat shown = Enlarged(img);
     WriteImageAtomic(path, shown);
     Add(path, "image", a, {shown.rows, shown.cols, shown.channels()}, view.empty() ? "color" : view);
+    if (!caption.empty()) outputs.back()["caption"] = caption;
+  }
+
+  void Gif(const std::string& stem, const Artifact& a, const std::vector<cv::Mat>& frames) {
+    const std::string path = (fs::path(folder_) / (stem + ".gif")).string();
+    WriteFileAtomic(path, GifBytes(frames));
+    Add(path, "animation", a, {static_cast<int64_t>(frames.size()), frames[0].rows, frames[0].cols, 3}, "");
   }
 
   Json outputs = Json::array();
 
- private:
   // Pictures of small inputs (28 x 28 Fashion-MNIST, 32 x 32 CIFAR) are enlarged by a whole
   // factor, nearest neighbour, to at least kMinPictureSize pixels; raw arrays keep their size.
   static cv::Mat Enlarged(const cv::Mat& img) {
@@ -46,6 +54,7 @@ class Writer {
     return out;
   }
 
+ private:
   void Add(const std::string& path, const std::string& kind, const Artifact& a,
            const std::vector<int64_t>& shape, const std::string& view) {
     Json entry{{"path", fs::relative(path, root_).string()}, {"kind", kind}, {"shape", shape},
@@ -84,6 +93,34 @@ void WriteLayerMap(Writer& w, const std::string& stem, const Artifact& a, const 
   w.Image(stem, "gray", a, GrayImage(up));
 }
 
+// N x C x H x W pictures in [0, 1]: one PNG per sample (with its caption), a grid when N > 1.
+void WritePictures(Writer& w, const std::string& stem, const Artifact& a) {
+  const torch::Tensor pictures = a.tensor.detach().to(torch::kCPU, torch::kFloat64);
+  const int64_t n = pictures.size(0);
+  std::vector<cv::Mat> tiles;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string caption = static_cast<size_t>(i) < a.captions.size() ? a.captions[static_cast<size_t>(i)] : "";
+    tiles.push_back(ColorImage(pictures[i]));
+    w.Image(n == 1 ? stem : stem + "_" + std::to_string(i), "", a, tiles.back(), caption);
+  }
+  if (n > 1) {
+    for (auto& tile : tiles) tile = Writer::Enlarged(tile);
+    w.Image(stem, "grid", a, GridImage(tiles, a.captions));
+  }
+}
+
+// T x N x C x H x W frames in [0, 1]: an animated GIF, each frame a grid when N > 1.
+void WriteAnimation(Writer& w, const std::string& stem, const Artifact& a) {
+  const torch::Tensor frames = a.tensor.detach().to(torch::kCPU, torch::kFloat64);
+  std::vector<cv::Mat> pictures;
+  for (int64_t t = 0; t < frames.size(0); ++t) {
+    std::vector<cv::Mat> tiles;
+    for (int64_t i = 0; i < frames.size(1); ++i) tiles.push_back(ColorImage(frames[t][i]));
+    pictures.push_back(tiles.size() == 1 ? tiles[0] : GridImage(tiles, {}));
+  }
+  w.Gif(stem, a, pictures);
+}
+
 }  // namespace
 
 Json WriteArtifacts(const std::vector<Artifact>& artifacts, const InputImage& input,
@@ -92,8 +129,14 @@ Json WriteArtifacts(const std::vector<Artifact>& artifacts, const InputImage& in
   Writer writer(folder, root);
   for (const auto& a : artifacts) {
     const std::string stem = base + "_" + a.name + (a.layer.empty() ? "" : "_" + a.layer);
+    if (a.kind == Artifact::Kind::kAnimation) {
+      WriteAnimation(writer, stem, a);
+      continue;
+    }
     writer.Raw(stem, a);
-    if (a.kind == Artifact::Kind::kInputAttribution) {
+    if (a.kind == Artifact::Kind::kPicture) {
+      WritePictures(writer, stem, a);
+    } else if (a.kind == Artifact::Kind::kInputAttribution) {
       WriteInputAttribution(writer, stem, a, input, outlier_percent);
     } else if (a.kind == Artifact::Kind::kLayerMap) {
       WriteLayerMap(writer, stem, a, input);

@@ -5,6 +5,7 @@
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/cam.h"
 #include "netlens/techniques/gradient_family.h"
+#include "netlens/techniques/optvis_family.h"
 
 namespace netlens {
 
@@ -28,6 +29,9 @@ const std::vector<TechniqueInfo>& Techniques() {
       IntegratedGradientsTechnique(),
       OcclusionTechnique(),
       LayerGradientTechnique(),
+      FeaturevisTechnique(),
+      DeepDreamTechnique(),
+      InvertTechnique(),
   };
   return techniques;
 }

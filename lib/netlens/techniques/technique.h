@@ -1,6 +1,7 @@
 // What a technique is: a name, a one-line summary, its own options (declared once, see
-// core/options.h) and a function from (model, prepared image, target, options) to raw tensors.
-// Rendering, files and the manifest are the runner's job, so techniques stay pure computations.
+// core/options.h), the kind of job it is (what it reads besides the model) and a function from
+// (model, prepared image, target, options) to raw tensors. Rendering, files and the manifest are
+// the runner's job, so techniques stay pure computations.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,6 +20,8 @@ struct Artifact {
     kInputAttribution,  // 1 x C x H x W, shaped like the input
     kLayerMap,          // 1 x 1 x h x w at a layer's resolution (a CAM), rendered upsampled
     kRawOnly,           // written as .npy only (e.g. a map of class indices)
+    kPicture,           // N x 3 x H x W RGB in [0, 1]: a PNG per sample (+ a grid when N > 1)
+    kAnimation,         // T x 3 x H x W RGB in [0, 1]: frames of an animated GIF
   };
   std::string name;       // file stem part: "guided", "gradcam"
   torch::Tensor tensor;   // raw result, any device, the model's dtype
@@ -26,14 +29,23 @@ struct Artifact {
   std::string layer;      // module path for layer maps
   bool pos_neg = false;   // also render positive / negative saliency images
   bool nearest = false;   // layer maps: nearest instead of bilinear upsampling when rendered
+  std::vector<std::string> captions;  // pictures: one per sample (file name part, grid label)
+};
+
+// What a job reads besides the model, hence how the runner prepares it (runner/job_kinds.h).
+enum class JobKind {
+  kExplain,    // one image and its target classes -> maps (the attribution techniques)
+  kGenerate,   // no image: a picture is optimized from noise (featurevis)
+  kTransform,  // one image, no target: it is changed or reconstructed (deepdream, invert)
 };
 
 struct TechniqueContext {
   Model& model;
-  const InputImage& input;
+  const InputImage& input;  // empty (no path, no tensor) for kGenerate jobs
   int64_t target = 0;
   const Params& params;
   Json metrics = Json::object();  // figures for the manifest (e.g. IG's completeness delta)
+  std::vector<std::string> warnings;  // recorded in the manifest entry (and logged by the technique)
 };
 
 using TechniqueFn = std::vector<Artifact> (*)(TechniqueContext& ctx);
@@ -47,6 +59,7 @@ struct TechniqueInfo {
   OptionTable options;  // this technique's own options (the common ones are the runner's)
   TechniqueFn run = nullptr;
   BatchPass batch_pass = BatchPass::kNone;
+  JobKind kind = JobKind::kExplain;
 };
 
 }  // namespace netlens

@@ -1,0 +1,37 @@
+#include "netlens/optvis/picture.h"
+
+#include <opencv2/imgproc.hpp>
+
+namespace netlens::optvis {
+
+torch::Tensor ToModelInput(const torch::Tensor& pictures, const ModelMetadata& meta) {
+  torch::Tensor x = pictures;
+  const int64_t c = x.size(1);
+  if (meta.channel_order == "bgr" && c == 3) x = x.flip({1});
+  const auto o = torch::TensorOptions().dtype(x.scalar_type()).device(x.device());
+  std::vector<double> mean = meta.mean, stdv = meta.std;
+  mean.resize(static_cast<size_t>(c), mean.empty() ? 0.0 : mean.back());
+  stdv.resize(static_cast<size_t>(c), stdv.empty() ? 1.0 : stdv.back());
+  x = (x - torch::tensor(mean, o).view({1, c, 1, 1})) / torch::tensor(stdv, o).view({1, c, 1, 1});
+  // float32 on the CPU: channels-last input takes oneDNN's faster convolutions.
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && c == 3)
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  return x;
+}
+
+torch::Tensor PictureFromBgr(const cv::Mat& bgr, const ModelMetadata& meta, torch::Device device,
+                             torch::ScalarType dtype) {
+  cv::Mat converted;
+  cv::cvtColor(bgr, converted, meta.channels == 1 ? cv::COLOR_BGR2GRAY : cv::COLOR_BGR2RGB);
+  converted = converted.isContinuous() ? converted : converted.clone();
+  return torch::from_blob(converted.data, {converted.rows, converted.cols, converted.channels()},
+                          torch::kUInt8)
+      .permute({2, 0, 1})
+      .to(torch::kFloat64)
+      .div(255.0)
+      .unsqueeze(0)
+      .contiguous()
+      .to(device, dtype);
+}
+
+}  // namespace netlens::optvis

@@ -1,0 +1,19 @@
+// Pictures as the optimization sees them (N x C x H x W, RGB or gray, values in [0, 1]) and as
+// the model sees them (its channel order and normalization from its metadata).
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include "netlens/model/model.h"
+
+namespace netlens::optvis {
+
+// Pictures in [0, 1] (RGB, or 1 channel for gray models) -> the model's normalized input.
+torch::Tensor ToModelInput(const torch::Tensor& pictures, const ModelMetadata& meta);
+
+// An 8-bit BGR image -> 1 x C x H x W in [0, 1] (RGB, or gray for 1-channel models).
+torch::Tensor PictureFromBgr(const cv::Mat& bgr, const ModelMetadata& meta, torch::Device device,
+                             torch::ScalarType dtype);
+
+}  // namespace netlens::optvis

@@ -1,0 +1,140 @@
+#include "netlens/techniques/optvis_options.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "netlens/core/log.h"
+
+namespace netlens {
+
+OptionTable OptimizationOptions(int64_t steps_default, const std::string& transforms_default) {
+  return {
+      {"steps", OptionType::kInt, "optimization steps", steps_default, {}, 1.0, 1e6},
+      {"lr", OptionType::kFloat, "Adam learning rate", 0.05, {}, 1e-8, 1e3},
+      {"param", OptionType::kString, "parameterization of the picture", "fft", {"fft", "pixel"}},
+      {"decorrelate", OptionType::kBool, "decorrelated colour (Lucid's ImageNet colour matrix)", true},
+      {"valid", OptionType::kString, "how values are kept in [0, 1]", "sigmoid", {"sigmoid", "clamp"}},
+      {"transforms", OptionType::kString,
+       "robustness: standard (Lucid's pad, jitter, scale, rotate, jitter), jitter, none",
+       transforms_default, {"standard", "jitter", "none"}},
+      {"upsample", OptionType::kBool, "resample pictures smaller than the model's input to it", true},
+      {"thresholds", OptionType::kIntList, "steps at which a snapshot picture is written", nullptr,
+       {}, 1.0, 1e6, false, "N,..."},
+      {"frames", OptionType::kInt, "frames of the animated GIF of the optimization (0: no GIF)", 32,
+       {}, 0.0, 1000.0},
+      {"seed", OptionType::kInt, "seed of the start noise and the transforms", 0, {}, 0.0, 4294967295.0},
+      {"progress", OptionType::kString, "per-step progress: auto (a bar on a terminal), bar, json "
+       "(lines on stdout), none", "auto", {"auto", "bar", "json", "none"}},
+  };
+}
+
+optvis::ParamOptions ParamOptionsFrom(const Params& p, const Model& model, int64_t batch,
+                                      int64_t height, int64_t width) {
+  optvis::ParamOptions o;
+  o.space = p.Str("param");
+  o.decorrelate = p.Bool("decorrelate");
+  o.valid = p.Str("valid");
+  o.batch = batch;
+  o.channels = model.meta().channels;
+  if (o.channels != 3 && o.decorrelate)
+    Log().info("a {}-channel model: colour decorrelation is off", o.channels);
+  o.height = height;
+  o.width = width;
+  o.seed = static_cast<uint64_t>(p.Int("seed"));
+  o.device = model.device();
+  o.dtype = model.dtype();
+  return o;
+}
+
+optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& model, int64_t height,
+                                              int64_t width) {
+  const std::string kind = p.Str("transforms");
+  optvis::TransformOptions o = kind == "standard" ? optvis::TransformOptions::Standard()
+                                                  : optvis::TransformOptions::None();
+  if (kind == "jitter") {
+    o.pad = 4;
+    o.jitter = 8;
+  }
+  // Lucid's pixel amounts are for pictures of about 128 pixels: smaller ones get them scaled.
+  const double f = std::min(1.0, static_cast<double>(std::min(height, width)) / 128.0);
+  if (f < 1) {
+    o.pad = std::lround(o.pad * f);
+    o.jitter = std::max<int64_t>(o.jitter > 0 ? 2 : 0, std::lround(o.jitter * f));
+    o.jitter2 = std::max<int64_t>(o.jitter2 > 0 ? 2 : 0, std::lround(o.jitter2 * f));
+  }
+  const int64_t mh = model.meta().height, mw = model.meta().width;
+  if (p.Bool("upsample") && (height + 2 * o.pad < mh || width + 2 * o.pad < mw)) {
+    o.out_height = mh;
+    o.out_width = mw;
+    static bool logged = false;
+    if (!logged) {
+      Log().info("pictures of {}x{} are resampled to the model's {}x{} input (as Lucent does "
+                 "under 224; --no-upsample keeps them)", width, height, mw, mh);
+      logged = true;
+    }
+  }
+  return o;
+}
+
+optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what) {
+  optvis::OptimizeOptions o;
+  o.steps = p.Int("steps");
+  o.lr = p.Float("lr");
+  if (p.IsSet("thresholds")) o.thresholds = p.Ints("thresholds");
+  o.frames = p.Int("frames");
+  o.progress = p.Str("progress");
+  o.what = what;
+  return o;
+}
+
+std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result,
+                                            const std::string& name,
+                                            const std::vector<std::string>& captions,
+                                            TechniqueContext& ctx) {
+  std::vector<Artifact> out;
+  Artifact picture;
+  picture.name = name;
+  picture.kind = Artifact::Kind::kPicture;
+  picture.tensor = result.picture;
+  picture.captions = captions;
+  out.push_back(picture);
+  for (size_t i = 0; i < result.snapshots.size(); ++i) {
+    if (result.snapshot_steps[i] == result.steps_done && result.stopped.empty()) continue;
+    Artifact snap = picture;
+    snap.name = name + "_step" + std::to_string(result.snapshot_steps[i]);
+    snap.tensor = result.snapshots[i];
+    out.push_back(snap);
+  }
+  if (result.frames.size() > 1) {
+    Artifact anim;
+    anim.name = name + "_steps";
+    anim.kind = Artifact::Kind::kAnimation;
+    anim.tensor = torch::stack(result.frames);
+    out.push_back(anim);
+  }
+  if (result.constant) {
+    const std::string w = "the objective does not depend on the picture here: " + result.stopped +
+                          " (a unit that is zero on the start picture, or a constant layer); the "
+                          "picture is the start noise. Try another --seed, --param pixel, or a "
+                          "channel that is active (netlens featurevis on LAYER:0..N shows which)";
+    Log().warn("{}", w);
+    ctx.warnings.push_back(w);
+  } else if (!result.stopped.empty()) {
+    Log().error("{}", result.stopped);
+    ctx.warnings.push_back(result.stopped);
+  }
+  ctx.metrics["steps"] = result.steps_done;
+  ctx.metrics["seconds"] = result.seconds;
+  ctx.metrics["steps_per_second"] = result.seconds > 0 ? result.steps_done / result.seconds : 0.0;
+  ctx.metrics["objective_curve"] = result.curve;
+  if (!result.curve.empty()) {
+    ctx.metrics["objective_first"] = result.curve.front();
+    ctx.metrics["objective_last"] = result.curve.back();
+    Log().info("{} steps in {:.2f} s ({:.1f} steps/s), objective {:.4g} -> {:.4g}", result.steps_done,
+               result.seconds, result.steps_done / std::max(result.seconds, 1e-9), result.curve.front(),
+               result.curve.back());
+  }
+  return out;
+}
+
+}  // namespace netlens

@@ -1,0 +1,36 @@
+// Options shared by the image-optimization techniques (featurevis, invert), declared once, and
+// their translation into the engine's settings (optvis/).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "netlens/core/options.h"
+#include "netlens/model/model.h"
+#include "netlens/optvis/optimize.h"
+#include "netlens/optvis/param.h"
+#include "netlens/optvis/transform.h"
+#include "netlens/techniques/technique.h"
+
+namespace netlens {
+
+// steps, lr, param, decorrelate, valid, transforms, upsample, thresholds, frames, seed, progress,
+// with `steps_default` and `transforms_default` for the technique.
+OptionTable OptimizationOptions(int64_t steps_default, const std::string& transforms_default);
+
+optvis::ParamOptions ParamOptionsFrom(const Params& p, const Model& model, int64_t batch,
+                                      int64_t height, int64_t width);
+// The transform chain; pictures smaller than the model's input are resampled to it (Lucent's
+// upsampling of pictures under 224) unless --no-upsample.
+optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& model, int64_t height,
+                                              int64_t width);
+optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what);
+
+// Artifacts and manifest figures of an optimization run: the picture (with captions), a picture
+// per snapshot, the animation; warnings for a constant objective or an early stop.
+std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result,
+                                            const std::string& name,
+                                            const std::vector<std::string>& captions,
+                                            TechniqueContext& ctx);
+
+}  // namespace netlens

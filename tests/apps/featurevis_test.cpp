@@ -1,0 +1,121 @@
+// End-to-end tests of the image-optimization techniques on the real SqueezeNet in
+// ../shared/models: what the pictures do to the model, checked outside netlens' own figures.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "netlens/image/image_io.h"
+#include "netlens/image/npy.h"
+#include "netlens/optvis/objective.h"
+#include "netlens/optvis/picture.h"
+#include "netlens/optvis/transform.h"
+#include "tests/test_util.h"
+
+namespace netlens {
+namespace {
+namespace fs = std::filesystem;
+
+std::string Shared(const std::string& file) { return test::SharedModels() + "/" + file; }
+test::ShellResult RunNetlens(const std::string& args) {
+  return test::Shell(std::string(NETLENS_BINARY) + " " + args);
+}
+
+torch::Tensor ReadNpy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return ParseNpy(bytes.str());
+}
+
+class Featurevis : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(Shared("squeezenet1_0.pt"))) GTEST_SKIP() << "no shared models";
+    ModelRequest request;
+    request.path = Shared("squeezenet1_0.pt");
+    request.device = "cpu";
+    model_ = Model::Load(request);
+  }
+  // Activations at `layer` of pictures in [0, 1] (N x 3 x h x w), resampled to the model's input.
+  torch::Tensor Activations(const torch::Tensor& pictures, const std::string& layer) {
+    optvis::TransformOptions plain = optvis::TransformOptions::None();
+    plain.out_height = model_->meta().height;
+    plain.out_width = model_->meta().width;
+    optvis::Transform resample(plain, 0);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = optvis::ToModelInput(resample(pictures.to(torch::kFloat32)), model_->meta());
+    return model_->lens().Forward(x, {layer}, BackwardRule::kVanilla, false).activations[0];
+  }
+  std::shared_ptr<Model> model_;
+};
+
+TEST_F(Featurevis, RaisesTheChannelFarAboveStartAndPhoto) {
+  const std::string out = test::TempDir("out");
+  const auto r = RunNetlens("featurevis --model " + Shared("squeezenet1_0.pt") +
+                            " --objective features.12:1 --steps 96 --frames 4 --thresholds 8 --progress none --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const torch::Tensor picture = ReadNpy(out + "/featurevis_features.12-1.npy");
+  ASSERT_EQ(picture.sizes().vec(), (std::vector<int64_t>{1, 3, 128, 128}));
+  const double optimized = Activations(picture, "features.12")[0][1].mean().item<double>();
+  const double start = Activations(ReadNpy(out + "/featurevis_features.12-1_step8.npy"), "features.12")[0][1].mean().item<double>();
+  const InputImage photo = PrepareInput(Shared("images/cat.png"), *model_, ResizePolicy::kCrop);
+  const double natural = model_->lens().Forward(photo.tensor, {"features.12"}).activations[0][0][1].mean().item<double>();
+  EXPECT_GT(optimized, 4 * start) << optimized << " vs start " << start;
+  EXPECT_GT(optimized, 4 * natural) << optimized << " vs photo " << natural;
+  const Json m = Json::parse(std::ifstream(out + "/manifest.json"));
+  const Json& job = m["jobs"][0];
+  EXPECT_EQ(job["metrics"]["objective_curve"].size(), 96u);
+  EXPECT_TRUE(fs::exists(out + "/featurevis_features.12-1_steps.gif"));
+  EXPECT_FALSE(job.contains("image"));
+}
+
+TEST_F(Featurevis, DiversityMakesTheBatchDiffer) {
+  const std::string plain = test::TempDir("plain"), diverse = test::TempDir("diverse");
+  const std::string common = "featurevis --model " + Shared("squeezenet1_0.pt") +
+                             " --objective 'features.12:1..2' --size 64 --steps 48 --frames 0 --progress none --out ";
+  ASSERT_EQ(RunNetlens(common + plain).code, 0);
+  const auto r = RunNetlens(common + diverse + " --diversity 1000");
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(diverse + "/featurevis_features.12-1..2_grid.png"));
+  const double d_plain = optvis::Diversity(Activations(ReadNpy(plain + "/featurevis_features.12-1..2.npy"), "features.12")).item<double>();
+  const double d_diverse = optvis::Diversity(Activations(ReadNpy(diverse + "/featurevis_features.12-1..2.npy"), "features.12")).item<double>();
+  EXPECT_GT(d_diverse, d_plain) << "diversity " << d_diverse << " vs " << d_plain;
+}
+
+TEST_F(Featurevis, BadObjectivesAreUsageErrors) {
+  const std::string base = "featurevis --model " + Shared("squeezenet1_0.pt") + " --out " + test::TempDir("bad");
+  auto r = RunNetlens(base + " --objective 'features.12:1 - featres.9:7'");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("column 17"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("did you mean \"features.9\""), std::string::npos) << r.output;
+  r = RunNetlens(base + " --objective features.12:512");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("512 channels (0..511)"), std::string::npos) << r.output;
+  r = RunNetlens(base + " --objective features.12:1 --image " + Shared("images/cat.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("takes no image"), std::string::npos) << r.output;
+}
+
+TEST_F(Featurevis, InvertMatchesTheLayerAndDeepDreamKeepsTheSize) {
+  const std::string out = test::TempDir("invert");
+  auto r = RunNetlens("invert --model " + Shared("squeezenet1_0.pt") + " --image " + Shared("images/cat.png") +
+                      " --layer features.4 --steps 64 --frames 0 --progress none --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json job = Json::parse(std::ifstream(out + "/manifest.json"))["jobs"][0];
+  EXPECT_LT(job["metrics"]["relative_error"].get<double>(), 0.6);
+  EXPECT_TRUE(fs::exists(out + "/cat_invert_features.4_pair_grid.png"));
+
+  const std::string dd = test::TempDir("deepdream");
+  r = RunNetlens("deepdream --model " + Shared("squeezenet1_0.pt") + " --image " + Shared("images/cat.png") +
+                 " --layer features.9 --octaves 2 --steps 4 --out " + dd);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const torch::Tensor dream = ReadNpy(dd + "/cat_deepdream.npy");
+  const cv::Mat original = ReadImage(Shared("images/cat.png"));
+  EXPECT_EQ(dream.size(2), original.rows);
+  EXPECT_EQ(dream.size(3), original.cols);
+  EXPECT_TRUE(fs::exists(dd + "/cat_deepdream_steps.gif"));
+}
+
+}  // namespace
+}  // namespace netlens

@@ -1,0 +1,249 @@
+// The image-optimization engine on models small enough to check by hand: objective parsing and
+// values, parameterizations, transforms, the optimization loop, the GIF encoder.
+#include <gif_lib.h>
+#include <gtest/gtest.h>
+
+#include <opencv2/core.hpp>
+
+#include <cmath>
+#include <cstring>
+
+#include "netlens/core/errors.h"
+#include "netlens/image/gif.h"
+#include "netlens/optvis/objective.h"
+#include "netlens/optvis/optimize.h"
+#include "netlens/optvis/param.h"
+#include "netlens/optvis/transform.h"
+#include "tests/techniques/fixtures.h"
+
+namespace netlens {
+namespace {
+using optvis::Term;
+
+std::string ParseError(const std::string& text, Model& model) {
+  try {
+    optvis::ParseObjective(text, model);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Objective, ParsesTermsWeightsAndBatches) {
+  test::CamNet net;
+  Model& m = *net.model;
+  auto o = optvis::ParseObjective("conv:2", m);
+  ASSERT_EQ(o.terms.size(), 1u);
+  EXPECT_EQ(o.terms[0].kind, Term::Kind::kChannel);
+  EXPECT_EQ(o.layers, std::vector<std::string>{"conv"});
+  EXPECT_EQ(o.batch, 1);
+
+  o = optvis::ParseObjective("2*(conv:1 - 0.5*conv:2@1,2) - tv", m);
+  ASSERT_EQ(o.terms.size(), 3u);
+  EXPECT_DOUBLE_EQ(o.terms[0].weight, 2);
+  EXPECT_DOUBLE_EQ(o.terms[1].weight, -1);
+  EXPECT_EQ(o.terms[1].kind, Term::Kind::kNeuron);
+  EXPECT_EQ(o.terms[1].y, 1);
+  EXPECT_EQ(o.terms[1].x, 2);
+  EXPECT_EQ(o.terms[2].kind, Term::Kind::kTV);
+  EXPECT_DOUBLE_EQ(o.terms[2].weight, -1);
+
+  o = optvis::ParseObjective("conv:0..3 + class:1", m);
+  EXPECT_EQ(o.batch, 4);
+  EXPECT_TRUE(o.needs_logits);
+  EXPECT_EQ(o.Caption(2), "conv:2 + class 1");
+  o = optvis::ParseObjective("class:0..2", m);
+  EXPECT_EQ(o.batch, 3);
+  EXPECT_EQ(o.Caption(1), "class 1");
+}
+
+TEST(Objective, ErrorsPointAtTheColumnAndSuggest) {
+  test::CamNet net;
+  Model& m = *net.model;
+  std::string e = ParseError("conv:1 - cnv:2", m);
+  EXPECT_NE(e.find("column 10"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean \"conv\""), std::string::npos) << e;
+  e = ParseError("conv:9", m);
+  EXPECT_NE(e.find("4 channels (0..3)"), std::string::npos) << e;
+  EXPECT_NE(ParseError("conv:1 *", m).find("at the end"), std::string::npos);
+  EXPECT_NE(ParseError("conv:1 * conv:2", m).find("only by a number"), std::string::npos);
+  EXPECT_NE(ParseError("conv:0..1 + conv:0..2", m).find("different lengths"), std::string::npos);
+  EXPECT_NE(ParseError("class:7", m).find("out of range"), std::string::npos);
+  EXPECT_NE(ParseError("direction(conv, [1, 2])", m).find("4 channels"), std::string::npos);
+  EXPECT_NE(ParseError("3", m).find("no term"), std::string::npos);
+}
+
+TEST(Objective, ValuesAreTheDefinitions) {
+  test::CamNet net;
+  Model& m = *net.model;
+  const torch::Tensor x = torch::rand({3, 2, 6, 6}, torch::kFloat64);
+  const Lens::Capture c = m.lens().Forward(x, {"conv"});
+  const torch::Tensor a = c.activations[0];  // 3 x 4 x 4 x 4
+  auto value = [&](const std::string& text) {
+    return optvis::ParseObjective(text, m).Evaluate({a}, c.output, x);
+  };
+  EXPECT_TRUE(test::AllClose(value("conv:1"), a.select(1, 1).mean({1, 2}), 1e-12));
+  EXPECT_TRUE(test::AllClose(value("conv:0..2"),
+                             torch::stack({a[0][0].mean(), a[1][1].mean(), a[2][2].mean()}), 1e-12));
+  EXPECT_TRUE(test::AllClose(value("conv:3@1,2"), a.select(1, 3).select(1, 1).select(1, 2), 1e-12));
+  EXPECT_TRUE(test::AllClose(value("conv:3"), value("conv:3@0,0") * 0 + a.select(1, 3).mean({1, 2}), 1e-12));
+  EXPECT_TRUE(test::AllClose(value("conv"), a.pow(2).mean({1, 2, 3}), 1e-12));
+  EXPECT_TRUE(test::AllClose(value("class:2 - 0.5*class:0"), c.output.select(1, 2) - 0.5 * c.output.select(1, 0), 1e-12));
+  EXPECT_TRUE(test::AllClose(value("l2"), (x - 0.5).pow(2).mean({1, 2, 3}), 1e-12));
+  // The direction of channel 0 alone: cosine = a0 / |a| at each position.
+  const torch::Tensor cos = (a.select(1, 0) / a.norm(2, {1}).clamp_min(1e-8)).mean({1, 2});
+  EXPECT_TRUE(test::AllClose(value("direction(conv, [2, 0, 0, 0])"), cos, 1e-9));
+}
+
+TEST(Objective, DiversityOfEqualAndOrthogonalSamples) {
+  const torch::Tensor a = torch::rand({1, 3, 4, 4}, torch::kFloat64);
+  // Two equal samples: their Gram matrices have cosine 1; -(sum of off-diagonal) / batch = -1.
+  EXPECT_NEAR(optvis::Diversity(torch::cat({a, a})).item<double>(), -1.0, 1e-12);
+  // Samples active in different channels only: orthogonal Gram matrices.
+  torch::Tensor b = torch::zeros({2, 2, 3, 3}, torch::kFloat64);
+  b[0][0].fill_(1);
+  b[1][1].fill_(2);
+  EXPECT_NEAR(optvis::Diversity(b).item<double>(), 0.0, 1e-12);
+  EXPECT_EQ(optvis::Diversity(a).item<double>(), 0.0);
+}
+
+TEST(Param, StartingFromAPictureRendersIt) {
+  const torch::Tensor picture = torch::rand({2, 3, 5, 7}, torch::kFloat64) * 0.9 + 0.05;
+  for (const std::string valid : {"sigmoid", "clamp"})
+    for (bool decorrelate : {true, false}) {
+      optvis::ParamOptions o;
+      o.valid = valid;
+      o.decorrelate = decorrelate;
+      o.dtype = torch::kFloat64;
+      optvis::ImageParam param(o, picture);
+      EXPECT_TRUE(test::AllClose(param.Render(), picture, 1e-9)) << valid << decorrelate;
+    }
+}
+
+TEST(Param, FftRendersOddAndEvenSizesInRange) {
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{7, 9}, {8, 8}, {16, 11}}) {
+    optvis::ParamOptions o;
+    o.batch = 2;
+    o.height = h;
+    o.width = w;
+    const torch::Tensor r = optvis::ImageParam(o).Render();
+    EXPECT_EQ(r.sizes().vec(), (std::vector<int64_t>{2, 3, h, w}));
+    EXPECT_GE(r.min().item<double>(), 0.0);
+    EXPECT_LE(r.max().item<double>(), 1.0);
+  }
+  // Seeded: the same seed gives the same start.
+  optvis::ParamOptions o;
+  o.seed = 5;
+  EXPECT_TRUE(optvis::ImageParam(o).Render().equal(optvis::ImageParam(o).Render()));
+}
+
+TEST(Transform, NoneIsTheIdentityAndStandardStaysInRange) {
+  const torch::Tensor x = torch::rand({2, 3, 9, 9}, torch::kFloat64);
+  optvis::Transform none(optvis::TransformOptions::None(), 0);
+  EXPECT_TRUE(test::AllClose(none(x), x, 1e-12));
+  optvis::TransformOptions standard = optvis::TransformOptions::Standard();
+  standard.out_height = 20;
+  standard.out_width = 24;
+  optvis::Transform t(standard, 1);
+  const torch::Tensor y = t(x);
+  EXPECT_EQ(y.sizes().vec(), (std::vector<int64_t>{2, 3, 20, 24}));
+  EXPECT_GE(y.min().item<double>(), 0.0);
+  EXPECT_LE(y.max().item<double>(), 1.0);
+  // The grey pad (0.5) shows at the border of a black picture.
+  const torch::Tensor z = t(torch::zeros({1, 3, 9, 9}, torch::kFloat64));
+  EXPECT_GT(z.max().item<double>(), 0.3);
+}
+
+TEST(Optimize, AscendsALogitAndFlagsAConstantObjective) {
+  test::LinearModel lin(3, 4, 4, 2);
+  Model& m = *lin.model;
+  optvis::ParamOptions po;
+  po.space = "pixel";
+  po.height = po.width = 4;
+  po.dtype = torch::kFloat64;
+  optvis::ImageParam param(po);
+  optvis::OptimizeOptions oo;
+  oo.steps = 50;
+  oo.progress = "none";
+  oo.thresholds = {10};
+  oo.frames = 5;
+  const auto r = optvis::Optimize(param, [&](const torch::Tensor& p) {
+    return m.lens().Forward(p, {}).output.select(1, 1);
+  }, oo);
+  EXPECT_FALSE(r.constant);
+  EXPECT_EQ(r.steps_done, 50);
+  EXPECT_GT(r.curve.back(), r.curve.front() + 1.0);
+  EXPECT_EQ(r.snapshot_steps, std::vector<int64_t>{10});
+  EXPECT_EQ(r.frames.size(), 6u);  // the start and every 10 steps
+  // The best picture for a linear logit saturates along the sign of its weights.
+  const torch::Tensor w = lin.W[1].view({1, 3, 4, 4});
+  EXPECT_GT(((r.picture - 0.5) * w).sum().item<double>(), 0);
+
+  optvis::ImageParam param2(po);
+  const auto constant = optvis::Optimize(param2, [&](const torch::Tensor& p) {
+    return (p * 0).sum({1, 2, 3});
+  }, oo);
+  EXPECT_TRUE(constant.constant);
+  EXPECT_LT(constant.steps_done, 50);
+
+  optvis::ImageParam param3(po);
+  const auto nan = optvis::Optimize(param3, [&](const torch::Tensor& p) {
+    return p.sum({1, 2, 3}) * std::nan("");
+  }, oo);
+  EXPECT_NE(nan.stopped.find("NaN at step 1"), std::string::npos) << nan.stopped;
+  EXPECT_TRUE(torch::isfinite(nan.picture).all().item<bool>());
+}
+
+TEST(Featurevis, RunsInFloat64OnAnyChannelCount) {
+  test::CamNet net;  // 2-channel input, float64
+  const auto outcome = test::RunTechnique("featurevis", *net.model, torch::Tensor(), 0,
+                                          {{"objective", "conv:1 - 0.1*tv"}, {"steps", 6}, {"size", 8},
+                                           {"transforms", "none"}, {"upsample", false}, {"frames", 0},
+                                           {"progress", "none"}});
+  const torch::Tensor picture = outcome.artifacts[0].tensor;
+  EXPECT_EQ(picture.scalar_type(), torch::kFloat64);
+  EXPECT_EQ(picture.sizes().vec(), (std::vector<int64_t>{1, 2, 8, 8}));
+  const auto curve = outcome.metrics["objective_curve"].get<std::vector<double>>();
+  ASSERT_EQ(curve.size(), 6u);
+  EXPECT_GT(curve.back(), curve.front());
+}
+
+int ReadGif(const std::string& bytes, std::vector<cv::Vec3b>* first_pixels) {
+  struct Reader {
+    const std::string* data;
+    size_t pos = 0;
+  } reader{&bytes};
+  int error = 0;
+  GifFileType* gif = DGifOpen(&reader, [](GifFileType* g, GifByteType* out, int n) {
+    auto* r = static_cast<Reader*>(g->UserData);
+    const int count = static_cast<int>(std::min<size_t>(static_cast<size_t>(n), r->data->size() - r->pos));
+    std::memcpy(out, r->data->data() + r->pos, static_cast<size_t>(count));
+    r->pos += static_cast<size_t>(count);
+    return count;
+  }, &error);
+  if (!gif || DGifSlurp(gif) != GIF_OK) return -1;
+  const int frames = gif->ImageCount;
+  for (int f = 0; f < frames; ++f) {
+    const SavedImage& img = gif->SavedImages[f];
+    const ColorMapObject* map = img.ImageDesc.ColorMap ? img.ImageDesc.ColorMap : gif->SColorMap;
+    const GifColorType c = map->Colors[img.RasterBits[0]];
+    first_pixels->push_back(cv::Vec3b(c.Blue, c.Green, c.Red));
+  }
+  DGifCloseFile(gif, &error);
+  return frames;
+}
+
+TEST(Gif, EncodesFramesThatDecodeBack) {
+  std::vector<cv::Mat> frames{cv::Mat(10, 12, CV_8UC3, cv::Scalar(255, 0, 0)),
+                              cv::Mat(10, 12, CV_8UC3, cv::Scalar(0, 200, 30))};
+  const std::string bytes = GifBytes(frames);
+  ASSERT_EQ(bytes.substr(0, 6), "GIF89a");
+  std::vector<cv::Vec3b> pixels;
+  ASSERT_EQ(ReadGif(bytes, &pixels), 2);
+  for (int f = 0; f < 2; ++f)
+    for (int ch = 0; ch < 3; ++ch)
+      EXPECT_NEAR(pixels[static_cast<size_t>(f)][ch], frames[static_cast<size_t>(f)].at<cv::Vec3b>(0, 0)[ch], 8);
+}
+
+}  // namespace
+}  // namespace netlens
