@@ -16,6 +16,6 @@ export ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0:halt_on_error=1:a
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd build-asan
 # CUDA cannot run under ASan's address-space layout; the sanitizer run is CPU-only.
-NETLENS_REQUIRE_TEST_MODELS=0 ./netlens_unit_tests --gtest_brief=1
-./netlens_cli_tests --gtest_brief=1
+NETLENS_REQUIRE_TEST_MODELS=0 tests/netlens_unit_tests --gtest_brief=1
+tests/netlens_cli_tests --gtest_brief=1
 echo "sanitize.sh: unit and CLI tests passed under AddressSanitizer + UBSan"

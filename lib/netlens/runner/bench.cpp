@@ -47,6 +47,7 @@ const OptionTable& BenchOptions() {
     t.push_back({"cam_layers", OptionType::kStringList, "layers of the N-layer CAM case; default: the last 3 convolutions"});
     t.push_back({"repeat", OptionType::kInt, "runs per measurement (the median is reported)", 3, {}, 1.0, 100.0});
     t.push_back({"only", OptionType::kStringList, "benchmark only these techniques"});
+    t.push_back({"featurevis_layer", OptionType::kString, "layer of the featurevis cases; default: the CAM layer"});
     return t;
   }();
   return table;
@@ -58,7 +59,7 @@ int RunBench(const Params& p) {
   torch::set_num_threads(static_cast<int>(threads));
   Runner runner("", Json::object());
   Json common = p.values();
-  for (const char* key : {"cam_layers", "repeat", "only"}) common.erase(key);
+  for (const char* key : {"cam_layers", "repeat", "only", "featurevis_layer"}) common.erase(key);
   auto model = runner.GetModel(Params({&CommonOptions()}, common));
   const InputImage input = PrepareInput(p.Strs("image")[0], *model, ParseResizePolicy(p.Str("resize")));
   const torch::Tensor& x = input.tensor;
@@ -84,6 +85,20 @@ int RunBench(const Params& p) {
     BatchedLogits(*model, x.expand({n, -1, -1, -1}).contiguous(), batch);
   };
   const int64_t H = x.size(2), W = x.size(3);
+  // Featurevis: 32 steps of Lucid's defaults (128 x 128 resampled to the input size) for one
+  // channel and for 16 as one batch; the floor is 32 forward+backward passes of such a batch to
+  // the layer (what a step cannot avoid).
+  const std::string fv_layer = p.IsSet("featurevis_layer") ? model->lens().Resolve(p.Str("featurevis_layer")) : last;
+  const int64_t fv_steps = 32;
+  auto fv_floor = [&](int64_t n) {
+    torch::Tensor z = torch::randn({n, x.size(1), H, W}, x.options());
+    if (z.is_cpu() && z.scalar_type() == torch::kFloat32) z = z.contiguous(torch::MemoryFormat::ChannelsLast);
+    z.requires_grad_(true);
+    for (int64_t i = 0; i < fv_steps; ++i) {
+      const auto a = model->lens().Forward(z, {fv_layer}, BackwardRule::kVanilla, false).activations[0];
+      torch::autograd::grad({a.select(1, 0).mean()}, {z});
+    }
+  };
   const int64_t occlusions = ((H - 32 + 15) / 16 + 1) * ((W - 32 + 15) / 16 + 1);
   const std::vector<std::pair<Case, std::function<void()>>> cases{
       {{"saliency", {}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
@@ -98,6 +113,10 @@ int RunBench(const Params& p) {
        [&] { fwd(channels, 32); }},
       {{"ablationcam", {{"layer", last}, {"batch_size", 32}}, std::to_string(channels) + " fwd in batches of 32"},
        [&] { fwd(channels, 32); }},
+      {{"featurevis", {{"objective", fv_layer + ":1"}, {"steps", fv_steps}, {"frames", 0}, {"progress", "none"}},
+        "32 fwd+bwd to the layer, batch 1"}, [&] { fv_floor(1); }},
+      {{"featurevis", {{"objective", fv_layer + ":0..15"}, {"steps", fv_steps}, {"frames", 0}, {"progress", "none"}},
+        "32 fwd+bwd to the layer, batch 16"}, [&] { fv_floor(16); }},
   };
   std::cout << "model " << model->path() << ", input 1x" << x.size(1) << "x" << H << "x" << W << ", "
             << threads << " threads, device " << model->device().str() << ", dtype " << p.Str("dtype")

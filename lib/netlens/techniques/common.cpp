@@ -13,7 +13,13 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
                           const std::vector<std::string>& layers, BackwardRule rule, bool input_grad) {
   // The input always requires grad so that every layer output is on the autograd graph; asking
   // only for the layers' gradients keeps the engine from running the backward below them.
-  torch::Tensor x = input.detach().clone().requires_grad_(true);
+  // float32 on the CPU: a channels-last input takes oneDNN's faster convolutions (about 2x per
+  // pass on SqueezeNet here); results are returned in the usual contiguous layout.
+  const bool channels_last = input.dim() == 4 && input.device().is_cpu() &&
+                             input.scalar_type() == torch::kFloat32;
+  torch::Tensor x = input.detach()
+                        .clone(channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous)
+                        .requires_grad_(true);
   Lens::Capture capture = model.lens().Forward(x, layers, rule);
   if (target < 0 || target >= capture.output.size(1))
     throw UsageError("target " + std::to_string(target) + " is out of range: the model has " +
@@ -32,11 +38,12 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
   } else if (!score.requires_grad()) {
     WarnNoGradientPath(model);
   }
-  if (input_grad) out.input_grad = grads[0].defined() ? grads[0] : torch::zeros_like(x);
+  if (input_grad) out.input_grad = grads[0].defined() ? grads[0].contiguous() : torch::zeros_like(input);
   for (size_t i = 0; i < capture.activations.size(); ++i) {
     const auto& a = capture.activations[i];
-    out.activations.push_back(a.detach());
-    out.layer_grads.push_back(grads[i + first].defined() ? grads[i + first] : torch::zeros_like(a));
+    out.activations.push_back(a.detach().contiguous());
+    out.layer_grads.push_back(grads[i + first].defined() ? grads[i + first].contiguous()
+                                                        : torch::zeros_like(a).contiguous());
   }
   return out;
 }
