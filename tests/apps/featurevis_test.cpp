@@ -47,6 +47,21 @@ class Featurevis : public ::testing::Test {
     const torch::Tensor x = optvis::ToModelInput(resample(pictures.to(torch::kFloat32)), model_->meta());
     return model_->lens().Forward(x, {layer}, BackwardRule::kVanilla, false).activations[0];
   }
+  // The mean over 16 draws of Lucid's standard transforms: what survives jitter, scale, rotation.
+  double RobustChannelMean(const torch::Tensor& pictures, int64_t channel) {
+    optvis::TransformOptions o = optvis::TransformOptions::Standard();
+    o.out_height = model_->meta().height;
+    o.out_width = model_->meta().width;
+    optvis::Transform t(o, 99);
+    torch::NoGradGuard no_grad;
+    double sum = 0;
+    for (int i = 0; i < 16; ++i) {
+      const torch::Tensor x = optvis::ToModelInput(t(pictures.to(torch::kFloat32)), model_->meta());
+      sum += model_->lens().Forward(x, {"features.12"}, BackwardRule::kVanilla, false)
+                 .activations[0][0][channel].mean().item<double>();
+    }
+    return sum / 16;
+  }
   std::shared_ptr<Model> model_;
 };
 
@@ -63,6 +78,13 @@ TEST_F(Featurevis, RaisesTheChannelFarAboveStartAndPhoto) {
   const double natural = model_->lens().Forward(photo.tensor, {"features.12"}).activations[0][0][1].mean().item<double>();
   EXPECT_GT(optimized, 4 * start) << optimized << " vs start " << start;
   EXPECT_GT(optimized, 4 * natural) << optimized << " vs photo " << natural;
+  // A pixel-parameterized run without transforms makes a picture that does not survive them.
+  const std::string pixel = test::TempDir("pixel");
+  ASSERT_EQ(RunNetlens("featurevis --model " + Shared("squeezenet1_0.pt") + " --objective features.12:1 "
+                       "--steps 96 --param pixel --transforms none --frames 0 --progress none --out " + pixel).code, 0);
+  const double robust = RobustChannelMean(picture, 1);
+  const double robust_pixel = RobustChannelMean(ReadNpy(pixel + "/featurevis_features.12-1.npy"), 1);
+  EXPECT_GT(robust, 1.5 * robust_pixel) << robust << " vs pixel " << robust_pixel;
   const Json m = Json::parse(std::ifstream(out + "/manifest.json"));
   const Json& job = m["jobs"][0];
   EXPECT_EQ(job["metrics"]["objective_curve"].size(), 96u);

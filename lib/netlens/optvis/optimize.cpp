@@ -69,6 +69,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   }
   if (frame_every > 0) result.frames.push_back(last_good);
   constexpr int64_t kZeroSteps = 8;
+  const int64_t log_every = std::max<int64_t>(1, options.steps / 8);
   int64_t zero_steps = 0;
   for (int64_t step = 1; step <= options.steps; ++step) {
     const torch::Tensor picture = param.Render();
@@ -117,6 +118,9 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
     adam.step();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     progress.Step(step, v, seconds);
+    if (step % log_every == 0 && step != options.steps)  // the curve in the log, 8 points
+      Log().info("{}: step {}/{}, objective {:.4g}, {:.1f} steps/s", options.what, step,
+                 options.steps, v, step / std::max(seconds, 1e-9));
     const bool snapshot = std::find(options.thresholds.begin(), options.thresholds.end(), step) !=
                           options.thresholds.end();
     const bool frame = frame_every > 0 && step % frame_every == 0;
@@ -126,7 +130,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
       if (snapshot) {
         result.snapshot_steps.push_back(step);
         result.snapshots.push_back(now);
-        Log().info("{}: step {}/{}, objective {:.4g}", options.what, step, options.steps, v);
+        Log().info("{}: snapshot at step {}/{}, objective {:.4g}", options.what, step, options.steps, v);
       }
       if (frame) result.frames.push_back(now);
       if (torch::isfinite(now).all().item<bool>()) last_good = now;
