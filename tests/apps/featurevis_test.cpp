@@ -139,5 +139,39 @@ TEST_F(Featurevis, InvertMatchesTheLayerAndDeepDreamKeepsTheSize) {
   EXPECT_TRUE(fs::exists(dd + "/cat_deepdream_steps.gif"));
 }
 
+// Style transfer, every metric: from the content, the style loss drops 10x while the content loss
+// (normalized by the style image's own) stays below 1.
+TEST_F(Featurevis, StyleLowersStyleLossTenfoldKeepingContent) {
+  for (const std::string metric : {"gram", "moments", "cross", "sliced-wasserstein"}) {
+    const std::string out = test::TempDir(metric);
+    const auto r = RunNetlens("style --model " + Shared("squeezenet1_0.pt") + " --content " + Shared("images/cat.png") +
+                              " --style " + Shared("images/starry_night.jpg") + " --style-metric " + metric +
+                              " --size 128 --steps 100 --frames 4 --progress none --out " + out);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const Json job = Json::parse(std::ifstream(out + "/manifest.json"))["jobs"][0];
+    const Json& m = job["metrics"];
+    EXPECT_LT(m["style_loss_last"].get<double>(), m["style_loss_first"].get<double>() / 10) << metric << " " << m.dump();
+    EXPECT_LT(m["content_loss_last"].get<double>(), 1.0) << metric;
+    EXPECT_TRUE(fs::exists(out + "/cat_style_starry_night.png")) << metric;
+    EXPECT_TRUE(fs::exists(out + "/cat_style_starry_night_steps.gif")) << metric;
+  }
+}
+
+TEST_F(Featurevis, StyleBadInputIsAUsageError) {
+  const std::string base = "style --model " + Shared("squeezenet1_0.pt") + " --content " + Shared("images/cat.png") +
+                           " --out " + test::TempDir("bad");
+  auto r = RunNetlens(base + " --style nope.jpg");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("nope.jpg"), std::string::npos) << r.output;
+  r = RunNetlens(base + " --style " + Shared("images/scream.jpg") + " --style-weight 0.5,0.5");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("one weight per image"), std::string::npos) << r.output;
+  r = RunNetlens(base + " --style " + Shared("images/scream.jpg") + " --style-layer classifier");
+  EXPECT_EQ(r.code, 2);
+  r = RunNetlens(base + " --style " + Shared("images/scream.jpg") + " --image " + Shared("images/cat.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--content and --style"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace netlens

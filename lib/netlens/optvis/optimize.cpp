@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/json_text.h"
@@ -57,7 +58,17 @@ class StepProgress {
 OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeOptions& options) {
   OptimizeResult result;
   std::vector<torch::Tensor> params = param.tensors();
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(options.lr));
+  // Adam, or L-BFGS with one evaluation per step (its history carries across steps). Both run
+  // `evaluate` as their closure, which sets the gradients and does the bookkeeping.
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (options.optimizer == "lbfgs") {
+    optimizer = std::make_unique<torch::optim::LBFGS>(
+        params, torch::optim::LBFGSOptions(options.lr).max_iter(1).history_size(100));
+  } else if (options.optimizer == "adam") {
+    optimizer = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options.lr));
+  } else {
+    throw InternalError("Optimize: unknown optimizer " + options.optimizer);
+  }
   StepProgress progress(options.progress, options.steps, options.what);
   const int64_t frame_every =
       options.frames > 0 ? std::max<int64_t>(1, options.steps / options.frames) : 0;
@@ -72,50 +83,56 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   const int64_t log_every = std::max<int64_t>(1, options.steps / 8);
   int64_t zero_steps = 0;
   for (int64_t step = 1; step <= options.steps; ++step) {
-    const torch::Tensor picture = param.Render();
-    const torch::Tensor values = value(picture);
-    const torch::Tensor total = values.sum();
-    const double v = total.item<double>();
-    if (!std::isfinite(v)) {
-      result.stopped = "the objective became " + std::string(std::isnan(v) ? "NaN" : "infinite") +
-                       " at step " + std::to_string(step) + "; kept the picture of step " +
-                       std::to_string(step - 1);
-      break;
-    }
-    last_good = picture.detach().to(torch::kCPU);
-    if (!total.requires_grad()) {
-      result.constant = true;
-      result.stopped = "the objective does not depend on the picture";
-      break;
-    }
-    const auto grads = torch::autograd::grad({-total}, params, /*grad_outputs=*/{},
-                                             /*retain_graph=*/false, /*create_graph=*/false,
-                                             /*allow_unused=*/true);
-    bool all_zero = true, finite = true;
-    for (size_t i = 0; i < params.size(); ++i) {
-      if (!grads[i].defined()) continue;
-      const torch::Tensor a = grads[i].abs().max();
-      const double m = a.item<double>();
-      all_zero = all_zero && m == 0;
-      finite = finite && std::isfinite(m);
-      params[i].mutable_grad() = grads[i];
-    }
-    result.curve.push_back(v);
-    result.steps_done = step;
-    // Zero gradients at the first steps, whatever the transforms drew: the unit is dead (or
-    // constant) on this start; Adam would never move.
-    zero_steps += all_zero ? 1 : 0;
-    if (zero_steps == step && step == kZeroSteps) {
-      result.constant = true;
-      result.stopped = "the objective's gradient was zero for the first " + std::to_string(kZeroSteps) + " steps";
-      break;
-    }
-    if (!finite) {
-      result.stopped = "the gradient became NaN or infinite at step " + std::to_string(step) +
-                       "; kept the picture of step " + std::to_string(step - 1);
-      break;
-    }
-    adam.step();
+    bool stop = false;
+    double v = 0;
+    auto evaluate = [&]() -> torch::Tensor {
+      for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);  // a stop leaves no update
+      const torch::Tensor picture = param.Render();
+      const torch::Tensor total = value(picture).sum();
+      v = total.item<double>();
+      if (!std::isfinite(v)) {
+        result.stopped = "the objective became " + std::string(std::isnan(v) ? "NaN" : "infinite") +
+                         " at step " + std::to_string(step) + "; kept the picture of step " +
+                         std::to_string(step - 1);
+        stop = true;
+        return torch::zeros({}, picture.options());
+      }
+      last_good = picture.detach().to(torch::kCPU);
+      if (!total.requires_grad()) {
+        result.constant = true;
+        result.stopped = "the objective does not depend on the picture";
+        stop = true;
+        return -total.detach();
+      }
+      const auto grads = torch::autograd::grad({-total}, params, /*grad_outputs=*/{},
+                                               /*retain_graph=*/false, /*create_graph=*/false,
+                                               /*allow_unused=*/true);
+      bool all_zero = true, finite = true;
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (!grads[i].defined()) continue;
+        const double m = grads[i].abs().max().item<double>();
+        all_zero = all_zero && m == 0;
+        finite = finite && std::isfinite(m);
+        if (std::isfinite(m)) params[i].mutable_grad() = grads[i];
+      }
+      result.curve.push_back(v);
+      result.steps_done = step;
+      // Zero gradients at the first steps, whatever the transforms drew: the unit is dead (or
+      // constant) on this start; the optimizer would never move.
+      zero_steps += all_zero ? 1 : 0;
+      if (zero_steps == step && step == kZeroSteps) {
+        result.constant = true;
+        result.stopped = "the objective's gradient was zero for the first " + std::to_string(kZeroSteps) + " steps";
+        stop = true;
+      } else if (!finite) {
+        result.stopped = "the gradient became NaN or infinite at step " + std::to_string(step) +
+                         "; kept the picture of step " + std::to_string(step - 1);
+        stop = true;
+      }
+      return -total.detach();
+    };
+    optimizer->step(evaluate);
+    if (stop) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     progress.Step(step, v, seconds);
     if (step % log_every == 0 && step != options.steps)  // the curve in the log, 8 points

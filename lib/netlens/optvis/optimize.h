@@ -1,5 +1,5 @@
-// The optimization loop shared by every image-optimization technique (featurevis, invert; style
-// transfer next): Adam on a parameterized picture, snapshots at thresholds, frames for an
+// The optimization loop shared by every image-optimization technique (featurevis, invert,
+// style): Adam or L-BFGS on a parameterized picture, snapshots at thresholds, frames for an
 // animation, the objective's curve, a progress bar, and the two ways such a run goes wrong:
 //   * the objective does not depend on the picture (a dead channel, a constant layer): the first
 //     gradient is zero; the run stops with `constant` set (the caller warns);
@@ -20,6 +20,7 @@ namespace netlens::optvis {
 struct OptimizeOptions {
   int64_t steps = 512;
   double lr = 0.05;
+  std::string optimizer = "adam";   // adam | lbfgs (one evaluation per step)
   std::vector<int64_t> thresholds;  // steps at which a snapshot is kept
   int64_t frames = 0;               // animation frames, spread evenly over the steps (0: none)
   std::string progress = "auto";    // auto (a bar on a terminal) | bar | json | none

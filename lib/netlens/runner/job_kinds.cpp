@@ -132,14 +132,14 @@ Json RunExplain(JobEnv& env) {
 
 // Generate and transform jobs: one run of the technique, no target; `input` is empty for
 // generate jobs. Output files are named after the image (transform) or the technique (generate).
-Json RunOnce(JobEnv& env, const InputImage& input, double image_ms) {
+Json RunOnce(JobEnv& env, const InputImage& input, double image_ms, std::string base = "") {
   const Params& p = env.job.params;
   TechniqueContext ctx{env.model, input, 0, p};
   StageTimer tt;
   const std::vector<Artifact> artifacts = env.job.technique->run(ctx);
   const double compute_ms = tt.Stage(env.job.technique->name);
-  const std::string base = env.job.image.empty() ? env.job.technique->name
-                                                 : fs::path(env.job.image).stem().string();
+  if (base.empty())
+    base = env.job.image.empty() ? env.job.technique->name : fs::path(env.job.image).stem().string();
   const Json outputs = WriteArtifacts(artifacts, input, env.job.folder, base, env.out_dir,
                                       p.Float("outlier_percent"));
   const double write_ms = tt.Stage("write outputs");
@@ -155,6 +155,11 @@ Json RunGenerate(JobEnv& env) {
   return RunOnce(env, kNoImage, 0);
 }
 
+Json RunStyle(JobEnv& env) {
+  static const InputImage kNoImage;
+  return RunOnce(env, kNoImage, 0, fs::path(env.job.params.Str("content")).stem().string());
+}
+
 Json RunTransform(JobEnv& env) {
   StageTimer timer;
   const InputImage input = PrepareInput(env.job.image, env.model,
@@ -166,9 +171,10 @@ Json RunTransform(JobEnv& env) {
 
 const std::vector<JobKindInfo>& JobKinds() {
   static const std::vector<JobKindInfo> kinds{
-      {JobKind::kExplain, "explain", 1, RunExplain},
-      {JobKind::kGenerate, "generate", 0, RunGenerate},
-      {JobKind::kTransform, "transform", 1, RunTransform},
+      {JobKind::kExplain, "explain", 1, "", RunExplain},
+      {JobKind::kGenerate, "generate", 0, "it optimizes a picture from noise", RunGenerate},
+      {JobKind::kTransform, "transform", 1, "", RunTransform},
+      {JobKind::kStyle, "style", 0, "it reads --content and --style", RunStyle},
   };
   return kinds;
 }

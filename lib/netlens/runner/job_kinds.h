@@ -4,6 +4,7 @@
 //   explain    one image + target classes -> maps (attribution techniques)
 //   generate   no image -> a picture optimized from noise (featurevis)
 //   transform  one image, no target -> the image changed or reconstructed (deepdream, invert)
+//   style      --content and --style images (options of the technique) -> a picture (style)
 #pragma once
 
 #include <string>
@@ -24,6 +25,7 @@ struct JobKindInfo {
   JobKind kind;
   std::string name;
   int images = 1;              // --image files one job reads (0: none may be given)
+  std::string no_image;        // when images is 0: why --image is refused, for the message
   Json (*run)(JobEnv& env);    // runs the job; returns its manifest entries
 };
 

@@ -35,8 +35,7 @@ void AddJobs(const TechniqueInfo& technique, const Json& values, const std::stri
   const JobKindInfo& kind = KindOf(technique);
   const std::string image_key = Where(where.empty() ? "--image" : where + ".image", locate);
   if (kind.images == 0 && params.IsSet("image")) {
-    diag.Add(image_key + ": " + technique.name + " takes no image (it optimizes a picture from "
-             "noise); remove `image`");
+    diag.Add(image_key + ": " + technique.name + " takes no image (" + kind.no_image + "); remove `image`");
     complete = false;
   } else if (kind.images > 0 && !params.IsSet("image")) {
     diag.Add(image_key + ": missing required option \"image\" (--image)");

@@ -94,7 +94,7 @@ TechniqueInfo FeaturevisTechnique() {
       {"diversity", OptionType::kFloat, "weight of Lucid's diversity penalty across a batch", 0.0,
        {}, 0.0, 1e9},
   };
-  for (auto& o : OptimizationOptions(512, "standard")) options.push_back(o);
+  for (auto& o : OptimizationOptions({})) options.push_back(o);
   TechniqueInfo info{"featurevis",
                      "feature visualization: a picture optimized to excite a channel, neuron, "
                      "layer, class or direction (Lucid)",

@@ -92,7 +92,10 @@ TechniqueInfo InvertTechnique() {
       {"tv", OptionType::kFloat, "weight of the total-variation prior", 0.05, {}, 0.0, 1e6},
       {"l2", OptionType::kFloat, "weight of the L2 (alpha = 2) prior", 0.0, {}, 0.0, 1e6},
   };
-  for (auto& o : OptimizationOptions(256, "jitter")) options.push_back(o);
+  OptimizationDefaults defaults;
+  defaults.steps = 256;
+  defaults.transforms = "jitter";
+  for (auto& o : OptimizationOptions(defaults)) options.push_back(o);
   TechniqueInfo info{"invert", "inversion: a picture whose activations at a layer match the image's "
                      "(Mahendran & Vedaldi)", options, RunInvert};
   info.kind = JobKind::kTransform;

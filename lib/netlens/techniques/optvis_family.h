@@ -9,6 +9,7 @@ namespace netlens {
 TechniqueInfo FeaturevisTechnique();
 TechniqueInfo DeepDreamTechnique();
 TechniqueInfo InvertTechnique();
+TechniqueInfo StyleTechnique();
 
 // Pictures in [0, 1] -> the model's normalized input.
 inline torch::Tensor ToModelInputOf(const torch::Tensor& pictures, const Model& model) {

@@ -7,20 +7,21 @@
 
 namespace netlens {
 
-OptionTable OptimizationOptions(int64_t steps_default, const std::string& transforms_default) {
+OptionTable OptimizationOptions(const OptimizationDefaults& d) {
   return {
-      {"steps", OptionType::kInt, "optimization steps", steps_default, {}, 1.0, 1e6},
-      {"lr", OptionType::kFloat, "Adam learning rate", 0.05, {}, 1e-8, 1e3},
-      {"param", OptionType::kString, "parameterization of the picture", "fft", {"fft", "pixel"}},
+      {"steps", OptionType::kInt, "optimization steps", d.steps, {}, 1.0, 1e6},
+      {"lr", OptionType::kFloat, "learning rate (Adam) or step length (L-BFGS)", d.lr, {}, 1e-8, 1e3},
+      {"optimizer", OptionType::kString, "adam, or lbfgs (one evaluation per step)", d.optimizer, {"adam", "lbfgs"}},
+      {"param", OptionType::kString, "parameterization of the picture", d.param, {"fft", "pixel"}},
       {"decorrelate", OptionType::kBool, "decorrelated colour (Lucid's ImageNet colour matrix)", true},
-      {"valid", OptionType::kString, "how values are kept in [0, 1]", "sigmoid", {"sigmoid", "clamp"}},
+      {"valid", OptionType::kString, "how values are kept in [0, 1]", d.valid, {"sigmoid", "clamp"}},
       {"transforms", OptionType::kString,
        "robustness: standard (Lucid's pad, jitter, scale, rotate, jitter), jitter, none",
-       transforms_default, {"standard", "jitter", "none"}},
+       d.transforms, {"standard", "jitter", "none"}},
       {"upsample", OptionType::kBool, "resample pictures smaller than the model's input to it", true},
       {"thresholds", OptionType::kIntList, "steps at which a snapshot picture is written", nullptr,
        {}, 1.0, 1e6, false, "N,..."},
-      {"frames", OptionType::kInt, "frames of the animated GIF of the optimization (0: no GIF)", 32,
+      {"frames", OptionType::kInt, "frames of the animated GIF of the optimization (0: no GIF)", d.frames,
        {}, 0.0, 1000.0},
       {"seed", OptionType::kInt, "seed of the start noise and the transforms", 0, {}, 0.0, 4294967295.0},
       {"progress", OptionType::kString, "per-step progress: auto (a bar on a terminal), bar, json "
@@ -80,6 +81,7 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
   optvis::OptimizeOptions o;
   o.steps = p.Int("steps");
   o.lr = p.Float("lr");
+  o.optimizer = p.Str("optimizer");
   if (p.IsSet("thresholds")) o.thresholds = p.Ints("thresholds");
   o.frames = p.Int("frames");
   o.progress = p.Str("progress");

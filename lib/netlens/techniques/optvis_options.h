@@ -14,9 +14,18 @@
 
 namespace netlens {
 
-// steps, lr, param, decorrelate, valid, transforms, upsample, thresholds, frames, seed, progress,
-// with `steps_default` and `transforms_default` for the technique.
-OptionTable OptimizationOptions(int64_t steps_default, const std::string& transforms_default);
+// steps, lr, optimizer, param, decorrelate, valid, transforms, upsample, thresholds, frames, seed,
+// progress, with the technique's defaults.
+struct OptimizationDefaults {
+  int64_t steps = 512;
+  std::string transforms = "standard";
+  std::string param = "fft";
+  std::string valid = "sigmoid";
+  std::string optimizer = "adam";
+  double lr = 0.05;
+  int64_t frames = 32;
+};
+OptionTable OptimizationOptions(const OptimizationDefaults& defaults);
 
 optvis::ParamOptions ParamOptionsFrom(const Params& p, const Model& model, int64_t batch,
                                       int64_t height, int64_t width);

@@ -32,6 +32,7 @@ const std::vector<TechniqueInfo>& Techniques() {
       FeaturevisTechnique(),
       DeepDreamTechnique(),
       InvertTechnique(),
+      StyleTechnique(),
   };
   return techniques;
 }

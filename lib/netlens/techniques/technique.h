@@ -37,6 +37,7 @@ enum class JobKind {
   kExplain,    // one image and its target classes -> maps (the attribution techniques)
   kGenerate,   // no image: a picture is optimized from noise (featurevis)
   kTransform,  // one image, no target: it is changed or reconstructed (deepdream, invert)
+  kStyle,      // a content and style images of its own options, no --image (style)
 };
 
 struct TechniqueContext {
