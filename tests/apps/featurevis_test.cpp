@@ -168,6 +168,13 @@ TEST_F(Featurevis, StyleBadInputIsAUsageError) {
   EXPECT_NE(r.output.find("one weight per image"), std::string::npos) << r.output;
   r = RunNetlens(base + " --style " + Shared("images/scream.jpg") + " --style-layer classifier");
   EXPECT_EQ(r.code, 2);
+  // A task file's dry run names the missing style file with its position.
+  const std::string dir = test::TempDir("dry");
+  test::WriteText(dir + "/t.yaml", "model: " + Shared("squeezenet1_0.pt") + "\ntasks:\n  - technique: style\n"
+                  "    content: " + Shared("images/cat.png") + "\n    style: missing.jpg\n");
+  r = RunNetlens("run " + dir + "/t.yaml --dry-run");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("missing.jpg\" not found"), std::string::npos) << r.output;
   r = RunNetlens(base + " --style " + Shared("images/scream.jpg") + " --image " + Shared("images/cat.png"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--content and --style"), std::string::npos) << r.output;

@@ -117,6 +117,16 @@ void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Dia
       if (reported.insert(line).second) diag.Add(line);
     };
     if (!job.image.empty() && !fs::is_regular_file(job.image)) add("image", "image " + Quote(job.image) + " not found");
+    // Files named by the technique's own path options (style's --content and --style, a
+    // baseline image); a word without / or . is a keyword (`baseline: blur`).
+    for (const auto& spec : job.technique->options) {
+      if (!spec.path || !job.params.IsSet(spec.key)) continue;
+      const auto values = spec.type == OptionType::kStringList ? job.params.Strs(spec.key)
+                                                               : std::vector<std::string>{job.params.Str(spec.key)};
+      for (const auto& v : values)
+        if (v.find_first_of("/.") != std::string::npos && !fs::is_regular_file(v))
+          add(spec.key, spec.key + " file " + Quote(v) + " not found");
+    }
     std::shared_ptr<Model> model;
     try {
       model = runner.GetModel(job.params);

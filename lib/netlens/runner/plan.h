@@ -27,7 +27,8 @@ void ResolveTaskPaths(Json& root, const std::string& base_dir);
 Plan PlanFromDocument(const TaskDocument& doc, Diagnostics& diag);
 
 // For `run --dry-run`: checks what validation of the file alone cannot: that model and image
-// files exist, that models load, and that every `layer` option names a layer of its model.
+// files (and files named by a technique's path options, e.g. style's --style) exist, that
+// models load, and that every `layer` option names a layer of its model.
 // Problems go to `diag` with their task and position. Loads each model once (through `runner`).
 void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Diagnostics& diag);
 
