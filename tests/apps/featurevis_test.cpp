@@ -114,6 +114,11 @@ TEST_F(Featurevis, BadObjectivesAreUsageErrors) {
   r = RunNetlens(base + " --objective features.12:512");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("512 channels (0..511)"), std::string::npos) << r.output;
+  // A batch that cannot fit is refused before it starts, naming a batch that would.
+  r = RunNetlens(base + " --objective features.12:0..511 --size 512 --memory-limit 2G");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("512 picture(s) of 536x536 need about"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("at a time"), std::string::npos) << r.output;
   r = RunNetlens(base + " --objective features.12:1 --image " + Shared("images/cat.png"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("takes no image"), std::string::npos) << r.output;

@@ -15,6 +15,7 @@
 #include "netlens/core/strings.h"
 #include "netlens/optvis/objective.h"
 #include "netlens/techniques/optvis_family.h"
+#include "netlens/techniques/optvis_options.h"
 
 namespace netlens {
 
@@ -43,6 +44,7 @@ std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
     cv::resize(bgr, bgr, cv::Size(), f, f, cv::INTER_AREA);
     Log().info("deepdream: the image is scaled to {}x{} (--max-side {})", bgr.cols, bgr.rows, max_side);
   }
+  CheckOptimizationMemory(p, model, "deepdream", 1, bgr.rows, bgr.cols);
   const torch::Tensor base = optvis::PictureFromBgr(bgr, model.meta(), model.device(), model.dtype());
   const int64_t h = base.size(2), w = base.size(3);
   const int64_t octaves = p.Int("octaves"), steps = p.Int("steps"), jitter = p.Int("jitter");

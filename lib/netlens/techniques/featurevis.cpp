@@ -45,9 +45,12 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
   const size_t diversity_index =
       objective.diversity != 0 ? optvis::UseLayer(objective, objective.diversity_layer) : 0;
   const int64_t size = p.Int("size");
+  const optvis::TransformOptions seen = TransformOptionsFrom(p, model, size, size);
+  CheckOptimizationMemory(p, model, "featurevis", objective.batch,
+                          seen.out_height > 0 ? seen.out_height : size + 2 * seen.pad,
+                          seen.out_width > 0 ? seen.out_width : size + 2 * seen.pad);
   optvis::ImageParam param(ParamOptionsFrom(p, model, objective.batch, size, size));
-  optvis::Transform transform(TransformOptionsFrom(p, model, size, size),
-                              static_cast<uint64_t>(p.Int("seed")) + 1);
+  optvis::Transform transform(seen, static_cast<uint64_t>(p.Int("seed")) + 1);
   Log().info("featurevis: {} ({} picture(s) of {}x{}, {} steps)", objective.text, objective.batch,
              size, size, p.Int("steps"));
   auto evaluate = [&](const torch::Tensor& picture, const torch::Tensor& seen) {

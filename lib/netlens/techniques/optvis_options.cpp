@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "netlens/core/errors.h"
 #include "netlens/core/log.h"
+#include "netlens/core/strings.h"
 
 namespace netlens {
 
@@ -87,6 +89,21 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
   o.progress = p.Str("progress");
   o.what = what;
   return o;
+}
+
+void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
+                             int64_t batch, int64_t height, int64_t width) {
+  const MemoryBudget budget = ParseMemoryBudget(p.Str("memory_limit"), model.device());
+  if (budget.bytes <= 0) return;
+  const double need = model.PassBytes(height, width, batch, /*with_grad=*/true);
+  if (need <= budget.bytes) return;
+  const double one = model.PassBytes(height, width, 1, true);
+  const int64_t fits = static_cast<int64_t>(budget.bytes / one);
+  throw UsageError(what + ": " + std::to_string(batch) + " picture(s) of " + std::to_string(width) + "x" +
+                   std::to_string(height) + " need about " + FormatBytes(need) + " per step, more than the budget of " +
+                   FormatBytes(budget.bytes) + " (" + budget.source + "); " +
+                   (fits >= 1 ? "optimize at most " + std::to_string(fits) + " at a time (a shorter channel range)"
+                              : std::string("use a smaller --size")) + " or raise --memory-limit");
 }
 
 std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result,

@@ -35,6 +35,11 @@ optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& mode
                                               int64_t width);
 optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what);
 
+// Refuses an optimization whose forward+backward pass on `batch` pictures of height x width
+// (as the model sees them) would not fit the memory budget (--memory-limit), naming the remedy.
+void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
+                             int64_t batch, int64_t height, int64_t width);
+
 // Artifacts and manifest figures of an optimization run: the picture (with captions), a picture
 // per snapshot, the animation; warnings for a constant objective or an early stop.
 std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result,

@@ -118,6 +118,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const int64_t size = p.Int("size");
   const torch::Tensor content = LoadPicture(p.Str("content"), size, model);
   const int64_t h = content.size(2), w = content.size(3);
+  CheckOptimizationMemory(p, model, "style", 1, h, w);
   std::vector<std::string> layers = content_layers;
   for (const auto& l : style_layers)
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
