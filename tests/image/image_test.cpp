@@ -76,3 +76,26 @@ TEST(Files, AtomicWriteLeavesNoTemporaryFiles) {
 
 }  // namespace
 }  // namespace netlens
+
+namespace netlens {
+namespace {
+
+// A JPEG whose frame header declares 60000 x 60000 pixels is refused before OpenCV allocates
+// 10 GB for it (found by the image fuzzer); the same for PNG.
+TEST(Image, HugeDeclaredSizeIsRefusedBeforeDecoding) {
+  std::vector<unsigned char> jpeg{0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x04, 0x00, 0x00,  // SOI, a DQT stub
+                                  0xFF, 0xC0, 0x00, 0x11, 0x08, 0xEA, 0x60, 0xEA, 0x60, 0x03,
+                                  0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xFF, 0xD9};
+  try {
+    DecodeImage(jpeg, "big.jpg");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("declares 60000x60000"), std::string::npos) << e.what();
+  }
+  std::vector<unsigned char> png{0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                                 0, 0, 0xC3, 0x50, 0, 0, 0xC3, 0x50, 8, 2, 0, 0, 0};
+  EXPECT_THROW(DecodeImage(png, "big.png"), UsageError);
+}
+
+}  // namespace
+}  // namespace netlens

@@ -3,6 +3,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <fstream>
+
+#include <cstring>
+
 #include <cmath>
 #include <filesystem>
 
@@ -59,15 +63,80 @@ cv::Mat ToBgr8(cv::Mat image, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// Images over this many pixels are refused before decoding: OpenCV's own bound (2^30 pixels,
+// read from the environment when the library loads) lets a 100-byte JPEG header ask for 3 GB.
+constexpr int64_t kMaxDecodePixels = 200'000'000;
+
+uint32_t BigEndian(const unsigned char* p, int n) {
+  uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+uint32_t LittleEndian(const unsigned char* p, int n) {
+  uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Width and height from a PNG, JPEG, BMP or WebP header; {0, 0} when unknown (OpenCV decides).
+std::pair<int64_t, int64_t> HeaderSize(const unsigned char* b, size_t n) {
+  if (n >= 24 && std::memcmp(b, "\x89PNG", 4) == 0) return {BigEndian(b + 16, 4), BigEndian(b + 20, 4)};
+  if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
+    const auto h = static_cast<int32_t>(LittleEndian(b + 22, 4));
+    return {static_cast<int32_t>(LittleEndian(b + 18, 4)), h < 0 ? -static_cast<int64_t>(h) : h};
+  }
+  if (n >= 30 && std::memcmp(b, "RIFF", 4) == 0 && std::memcmp(b + 8, "WEBP", 4) == 0) {
+    if (std::memcmp(b + 12, "VP8X", 4) == 0) return {LittleEndian(b + 24, 3) + 1, LittleEndian(b + 27, 3) + 1};
+    if (std::memcmp(b + 12, "VP8L", 4) == 0) {
+      const uint32_t bits = LittleEndian(b + 21, 4);
+      return {(bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+    }
+    if (std::memcmp(b + 12, "VP8 ", 4) == 0) return {LittleEndian(b + 26, 2) & 0x3FFF, LittleEndian(b + 28, 2) & 0x3FFF};
+  }
+  if (n >= 4 && b[0] == 0xFF && b[1] == 0xD8) {
+    // JPEG: walk the markers to the frame header, skipping stray bytes between markers as
+    // libjpeg does ("extraneous bytes before marker").
+    size_t i = 2;
+    while (i + 1 < n) {
+      if (b[i] != 0xFF) { ++i; continue; }
+      const unsigned char m = b[i + 1];
+      if (m == 0xFF) { ++i; continue; }                                            // fill byte
+      if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }  // no length
+      if (m == 0xD9 || i + 9 >= n) break;
+      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
+        return {BigEndian(b + i + 7, 2), BigEndian(b + i + 5, 2)};
+      i += 2 + BigEndian(b + i + 2, 2);
+    }
+  }
+  return {0, 0};
+}
+
+void CheckHeaderSize(const unsigned char* b, size_t n, const std::string& name) {
+  const auto [w, h] = HeaderSize(b, n);
+  if (std::abs(static_cast<double>(w)) * std::abs(static_cast<double>(h)) > static_cast<double>(kMaxDecodePixels))
+    throw UsageError("image " + Quote(name) + " declares " + std::to_string(w) + "x" + std::to_string(h) +
+                     " pixels; netlens reads images of up to " + std::to_string(kMaxDecodePixels / 1000000) +
+                     " million pixels (scale it down first)");
+}
+
+}  // namespace
+
 cv::Mat ReadImage(const std::string& path) {
   if (!std::filesystem::exists(path)) throw UsageError("image " + Quote(path) + " not found");
   if (!std::filesystem::is_regular_file(path))
     throw UsageError("image " + Quote(path) + " is not a file");
+  std::vector<unsigned char> head(1 << 18);  // JPEG frame headers follow EXIF blocks of <= 64 KB
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
+  CheckHeaderSize(head.data(), static_cast<size_t>(in.gcount()), path);
   return ToBgr8(cv::imread(path, cv::IMREAD_UNCHANGED), path);
 }
 
 cv::Mat DecodeImage(const std::vector<unsigned char>& bytes, const std::string& name) {
   cv::Mat image;
+  CheckHeaderSize(bytes.data(), bytes.size(), name);
   if (!bytes.empty()) image = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
   return ToBgr8(image, name);
 }
