@@ -8,6 +8,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
 #include "netlens/image/npy.h"
+#include "netlens/optvis/picture.h"
 
 namespace netlens::optvis {
 namespace F = torch::nn::functional;
@@ -350,15 +351,8 @@ torch::Tensor TermValue(const Term& t, const torch::Tensor& act, const torch::Te
       return (picture - 0.5).abs().flatten(1).mean(1);
     case Term::Kind::kL2:
       return (picture - 0.5).pow(2).flatten(1).mean(1);
-    case Term::Kind::kTV: {
-      using torch::indexing::None;
-      using torch::indexing::Slice;
-      const auto dy = picture.index({Slice(), Slice(), Slice(1, None), Slice()}) -
-                      picture.index({Slice(), Slice(), Slice(None, -1), Slice()});
-      const auto dx = picture.index({Slice(), Slice(), Slice(), Slice(1, None)}) -
-                      picture.index({Slice(), Slice(), Slice(), Slice(None, -1)});
-      return dy.abs().flatten(1).mean(1) + dx.abs().flatten(1).mean(1);
-    }
+    case Term::Kind::kTV:
+      return TotalVariation(picture);
     case Term::Kind::kBlur: {
       const torch::Tensor blurred = F::avg_pool2d(picture.detach(), F::AvgPool2dFuncOptions(3).stride(1).padding(1).count_include_pad(false));
       return 0.5 * (picture - blurred).pow(2).flatten(1).mean(1);

@@ -34,4 +34,22 @@ torch::Tensor PictureFromBgr(const cv::Mat& bgr, const ModelMetadata& meta, torc
       .to(device, dtype);
 }
 
+torch::Tensor Resized(const torch::Tensor& pictures, int64_t height, int64_t width) {
+  namespace F = torch::nn::functional;
+  if (pictures.size(2) == height && pictures.size(3) == width) return pictures;
+  return F::interpolate(pictures, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{height, width})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false));
+}
+
+torch::Tensor TotalVariation(const torch::Tensor& p) {
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  const auto dy = p.index({Slice(), Slice(), Slice(1, None)}) - p.index({Slice(), Slice(), Slice(None, -1)});
+  const auto dx = p.index({Slice(), Slice(), Slice(), Slice(1, None)}) -
+                  p.index({Slice(), Slice(), Slice(), Slice(None, -1)});
+  return dy.abs().flatten(1).mean(1) + dx.abs().flatten(1).mean(1);
+}
+
 }  // namespace netlens::optvis

@@ -16,4 +16,11 @@ torch::Tensor ToModelInput(const torch::Tensor& pictures, const ModelMetadata& m
 torch::Tensor PictureFromBgr(const cv::Mat& bgr, const ModelMetadata& meta, torch::Device device,
                              torch::ScalarType dtype);
 
+// Bilinear resampling of N x C x h x w pictures (or feature maps) to height x width
+// (align_corners false); the tensor itself when it already has that size.
+torch::Tensor Resized(const torch::Tensor& pictures, int64_t height, int64_t width);
+
+// Total variation per sample: mean |p[y+1] - p[y]| + mean |p[x+1] - p[x]| (N values).
+torch::Tensor TotalVariation(const torch::Tensor& pictures);
+
 }  // namespace netlens::optvis

@@ -1,6 +1,7 @@
 #include "netlens/optvis/style.h"
 
 #include "netlens/core/errors.h"
+#include "netlens/optvis/picture.h"
 
 namespace netlens::optvis {
 namespace F = torch::nn::functional;
@@ -12,14 +13,6 @@ torch::Tensor Flat(const torch::Tensor& f) { return f.reshape({f.size(1), -1}); 
 torch::Tensor Gram(const torch::Tensor& a, const torch::Tensor& b) {
   const torch::Tensor fa = Flat(a), fb = Flat(b);
   return torch::matmul(fa, fb.t()) / static_cast<double>(fa.numel());
-}
-
-torch::Tensor ResizedTo(const torch::Tensor& f, const torch::Tensor& like) {
-  if (f.size(2) == like.size(2) && f.size(3) == like.size(3)) return f;
-  return F::interpolate(f, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{like.size(2), like.size(3)})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
 }
 
 // Sorted projections of C x n features on the columns of `dirs` (C x K): K x n.
@@ -51,7 +44,7 @@ StyleTarget StyleStatistics(const std::vector<torch::Tensor>& features, StyleMet
         break;
       }
       case StyleMetric::kCross:
-        t.stats.push_back(i + 1 < features.size() ? Gram(f, ResizedTo(features[i + 1], f)).detach()
+        t.stats.push_back(i + 1 < features.size() ? Gram(f, Resized(features[i + 1], f.size(2), f.size(3))).detach()
                                                   : torch::zeros({}, f.options()));
         break;
       case StyleMetric::kSlicedWasserstein:
@@ -80,7 +73,7 @@ std::vector<torch::Tensor> StyleLosses(const std::vector<torch::Tensor>& feature
       }
       case StyleMetric::kCross:
         losses.push_back(i + 1 < features.size()
-                             ? (Gram(f, ResizedTo(features[i + 1], f)) - target.stats[i]).pow(2).mean()
+                             ? (Gram(f, Resized(features[i + 1], f.size(2), f.size(3))) - target.stats[i]).pow(2).mean()
                              : torch::zeros({}, f.options()));
         break;
       case StyleMetric::kSlicedWasserstein: {

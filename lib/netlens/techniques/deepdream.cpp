@@ -20,15 +20,7 @@
 namespace netlens {
 
 namespace {
-namespace F = torch::nn::functional;
-
-torch::Tensor Resized(const torch::Tensor& x, int64_t h, int64_t w) {
-  if (x.size(2) == h && x.size(3) == w) return x;
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{h, w})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
-}
+using optvis::Resized;
 
 std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
   const Params& p = ctx.params;

@@ -56,9 +56,7 @@ std::vector<Artifact> RunInvert(TechniqueContext& ctx) {
       [&](const torch::Tensor& picture) {
         const torch::Tensor seen = transform(picture);
         // Jitter and padding change the size: compare at the reference's positions.
-        const torch::Tensor input = seen.size(2) == h && seen.size(3) == w ? seen
-            : torch::nn::functional::interpolate(seen, torch::nn::functional::InterpolateFuncOptions()
-                  .size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
+        const torch::Tensor input = optvis::Resized(seen, h, w);
         const Lens::Capture capture = model.lens().Forward(ToModelInputOf(input, model), {layer},
                                                            BackwardRule::kVanilla, false);
         return objective.Evaluate(capture.activations, torch::Tensor(), picture);

@@ -38,12 +38,6 @@ torch::Tensor LoadPicture(const std::string& path, int64_t longer, const Model& 
   return optvis::PictureFromBgr(bgr, model.meta(), model.device(), model.dtype());
 }
 
-torch::Tensor ResizedPicture(const torch::Tensor& p, int64_t h, int64_t w) {
-  namespace F = torch::nn::functional;
-  return F::interpolate(p, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w})
-                               .mode(torch::kBilinear).align_corners(false));
-}
-
 // Symmetric square root (and inverse) of a 3 x 3 covariance.
 torch::Tensor SymmetricPower(const torch::Tensor& cov, double power) {
   const auto [values, vectors] = torch::linalg::eigh(cov, "L");
@@ -148,7 +142,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
       style_pictures.push_back(s);
       targets.push_back(optvis::StyleStatistics(features(s).second, metric));
     }
-    const auto ref = features(ResizedPicture(style_pictures[0], h, w)).first;
+    const auto ref = features(optvis::Resized(style_pictures[0], h, w)).first;
     for (size_t i = 0; i < ref.size(); ++i) content_ref += (ref[i] - content_targets[i]).pow(2).mean().item<double>();
     const auto start = features(content).second;
     for (const auto& t : targets) {
@@ -163,7 +157,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const std::string init = p.Str("init");
   optvis::ParamOptions po = ParamOptionsFrom(p, model, 1, h, w);
   torch::Tensor start = content;
-  if (init == "style") start = ResizedPicture(style_pictures[0], h, w);
+  if (init == "style") start = optvis::Resized(style_pictures[0], h, w);
   std::unique_ptr<optvis::ImageParam> param =
       init == "noise" ? std::make_unique<optvis::ImageParam>(po)
                       : std::make_unique<optvis::ImageParam>(po, start);
@@ -192,11 +186,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
     torch::Tensor total = content_weight * content_loss + style_loss;
     double tv_value = 0;
     if (tv > 0) {
-      using torch::indexing::None;
-      using torch::indexing::Slice;
-      const auto dy = picture.index({Slice(), Slice(), Slice(1, None)}) - picture.index({Slice(), Slice(), Slice(None, -1)});
-      const auto dx = picture.index({Slice(), Slice(), Slice(), Slice(1, None)}) - picture.index({Slice(), Slice(), Slice(), Slice(None, -1)});
-      const torch::Tensor t = dy.abs().mean() + dx.abs().mean();
+      const torch::Tensor t = optvis::TotalVariation(picture).sum();
       tv_value = t.item<double>();
       total = total + tv * t;
     }
