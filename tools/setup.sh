@@ -11,6 +11,7 @@ PACKAGES=(
   python3-jsonschema python3-yaml
   dataset-fashion-mnist parallel
   libopenblas0-pthread clang libclang-rt-14-dev libgif-dev
+  chromium fonts-dejavu-core
 )
 
 missing=()

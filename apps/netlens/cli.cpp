@@ -17,6 +17,7 @@
 #include "netlens/core/strings.h"
 #include "netlens/core/task_file.h"
 #include "netlens/core/version.h"
+#include "netlens/output/report.h"
 #include "netlens/runner/batch.h"
 #include "netlens/runner/bench.h"
 #include "netlens/runner/schema.h"
@@ -44,10 +45,31 @@ const OptionTable& InspectOptions() {
   return table;
 }
 
+// Writes <dir>/report.html and prints where it is (stdout, for scripts and newcomers alike).
+void Report(const std::string& dir, const ReportOptions& options = {}) {
+  const ReportInfo info = WriteReport(dir, options);
+  std::cout << "report: " << fs::absolute(info.path).lexically_normal().string() << "\n";
+}
+
 int RunPlan(Plan plan, bool single, RunOptions options = {}) {
   Runner runner(plan.out_dir, plan.config, options);
-  const RunSummary summary = runner.RunAll(plan.jobs, single);
-  return summary.failed == 0 ? kExitOk : kExitFailure;
+  bool report = false;
+  for (const auto& job : plan.jobs) report = report || job.params.Bool("report") || job.technique->writes_report;
+  try {
+    const RunSummary summary = runner.RunAll(plan.jobs, single);
+    if (report) Report(plan.out_dir);
+    return summary.failed == 0 ? kExitOk : kExitFailure;
+  } catch (const std::exception&) {
+    // A single job's error propagates for its exit code; the report still shows it.
+    if (report && fs::exists(fs::path(plan.out_dir) / "manifest.json")) {
+      try {
+        Report(plan.out_dir);
+      } catch (const std::exception& e) {
+        Log().error("{}", e.what());
+      }
+    }
+    throw;
+  }
 }
 
 int Inspect(const Json& given) {
@@ -139,7 +161,7 @@ void PrintList() {
 int RunCommandLine(int argc, char** argv) {
   CLI::App app{"netlens: what a convolutional network sees.\n"
                "  netlens <technique> --model M.pt --image I.png [options]\n"
-               "  netlens run TASKS.yaml | netlens inspect --model M.pt | netlens list"};
+               "  netlens run TASKS.yaml | netlens report DIR | netlens inspect --model M.pt | netlens list"};
   // The BLAS line costs a dl_iterate_phdr walk, so it is built only when --version is asked.
   app.set_version_flag("--version", [] {
     return std::string("netlens ") + kVersion + "\nLibTorch " + TORCH_VERSION + "\n" +
@@ -173,6 +195,13 @@ int RunCommandLine(int argc, char** argv) {
   run->add_option("--out", out_override, "output folder (overrides the file's `out`)");
   run->add_option("--log-level", run_log_level, "trace, debug, info, warn, error, off (overrides the file)");
 
+  std::string report_dir, report_embed = "auto";
+  CLI::App* report = app.add_subcommand("report", "write report.html for an output folder (from its manifest)");
+  report->add_option("dir", report_dir, "output folder of an earlier run (its --out)")->required();
+  report->add_option("--embed", report_embed,
+                     "pictures inside the page: auto (up to 48 MB in all, else linked), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+
   CLI::App* schema = app.add_subcommand("schema", "print the JSON Schema (draft 2020-12) of task files");
 
   CLI::App* list = app.add_subcommand("list", "list the techniques");
@@ -186,7 +215,7 @@ int RunCommandLine(int argc, char** argv) {
   inspect_binding.Bind(*inspect, InspectOptions());
 
   if (argc > 1 && argv[1][0] != '-') {
-    std::vector<std::string> names{"run", "list", "inspect", "bench", "schema"};
+    std::vector<std::string> names{"run", "list", "inspect", "bench", "schema", "report"};
     for (const auto& t : Techniques()) names.push_back(t.name);
     if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
       const std::string hint = DidYouMean(argv[1], names);
@@ -235,6 +264,12 @@ int RunCommandLine(int argc, char** argv) {
     if (!params.IsSet("model") || !params.IsSet("image"))
       throw UsageError("bench: needs --model FILE and --image FILE");
     return RunBench(params);
+  }
+  if (report->parsed()) {
+    ReportOptions options;
+    options.embed = report_embed;
+    Report(report_dir, options);
+    return kExitOk;
   }
   if (schema->parsed()) {
     std::cout << TaskFileSchema().dump(2) << "\n";

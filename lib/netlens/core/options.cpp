@@ -1,6 +1,7 @@
 #include "netlens/core/options.h"
 #include "netlens/core/json_text.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -210,6 +211,17 @@ Json ValidateObject(const Json& object, const std::vector<const OptionTable*>& t
 
 Params::Params(std::vector<const OptionTable*> tables, Json values)
     : tables_(std::move(tables)), values_(std::move(values)) {}
+
+Params Params::Derived(const OptionTable& table, const Json& values) const {
+  std::vector<const OptionTable*> tables{&table};
+  tables.insert(tables.end(), tables_.begin(), tables_.end());
+  Json merged = values;
+  for (const auto& [key, value] : values_.items()) {
+    const bool own = std::any_of(table.begin(), table.end(), [&](const OptionSpec& s) { return s.key == key; });
+    if (!own && !merged.contains(key)) merged[key] = value;
+  }
+  return Params(std::move(tables), std::move(merged));
+}
 
 const OptionSpec& Params::Spec(const std::string& key) const {
   for (const auto* table : tables_)

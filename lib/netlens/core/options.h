@@ -84,6 +84,11 @@ class Params {
   std::vector<int64_t> Ints(const std::string& key) const;
   std::vector<double> Floats(const std::string& key) const;
 
+  // The options of another technique run as part of this one (gist runs integrated gradients):
+  // `table` first, then this one's tables; `values` for `table`'s keys, this one's values for
+  // every other key (the common options: memory limit, seed of the run).
+  Params Derived(const OptionTable& table, const Json& values) const;
+
   // Explicit values merged over defaults: what the manifest records as the resolved config.
   Json Resolved() const;
   const Json& values() const { return values_; }

@@ -120,4 +120,16 @@ torch::Tensor ResizeMap(const torch::Tensor& map, int64_t height, int64_t width,
   return F::interpolate(map.view({1, 1, map.size(-2), map.size(-1)}), options)[0][0];
 }
 
+cv::Mat AttributionHeatmap(const torch::Tensor& chw, const cv::Mat& display, double outlier_percent) {
+  const torch::Tensor g = chw.detach().to(torch::kCPU, torch::kFloat64);
+  return Overlay(display, HeatImage(NormalizeAbs(g.abs().sum(0), outlier_percent)));
+}
+
+torch::Tensor CamToDisplay(const torch::Tensor& hw, const cv::Mat& display, bool nearest) {
+  const torch::Tensor cam = hw.detach().to(torch::kCPU, torch::kFloat64).clamp_min(0);
+  torch::Tensor up = ResizeMap(cam, display.rows, display.cols, nearest);
+  up = up - up.min();
+  return up / (1e-7 + up.max().item<double>());
+}
+
 }  // namespace netlens

@@ -36,6 +36,13 @@ cv::Mat Overlay(const cv::Mat& base_bgr, const cv::Mat& heat_bgr, double alpha =
 // caption (may be empty) in a strip below it.
 cv::Mat GridImage(const std::vector<cv::Mat>& tiles, const std::vector<std::string>& captions,
                   int columns = 0);
+// The heat-map view of an input attribution (C x H x W): sum |g| over channels, outlier-clipped
+// (Captum's rendering), in JET over `display`.
+cv::Mat AttributionHeatmap(const torch::Tensor& chw, const cv::Mat& display, double outlier_percent);
+// The view of a layer map (h x w, a CAM): ReLU, upsampled to `display`'s size, scaled to [0, 1]
+// (pytorch-grad-cam's scaling). Returns that map (H x W, float64, CPU).
+torch::Tensor CamToDisplay(const torch::Tensor& hw, const cv::Mat& display, bool nearest);
+
 // Bilinear or nearest resize of an h x w map to H x W.
 torch::Tensor ResizeMap(const torch::Tensor& map, int64_t height, int64_t width, bool nearest);
 

@@ -39,6 +39,8 @@ const OptionTable& CommonOptions() {
       {"outlier_percent", OptionType::kFloat,
        "rendering: clip the top % of |attribution| mass (Captum's outlier_perc)", 2.0, {}, 0.0,
        50.0},
+      {"report", OptionType::kBool,
+       "also write report.html: every result of the run on one self-contained page", false},
       {"log_level", OptionType::kString, "log verbosity", "info",
        {"trace", "debug", "info", "warn", "error", "off"}},
   };

@@ -88,7 +88,7 @@ Json Runner::RunJob(const Job& job) {
 std::string Runner::RecordPath(const Job& job) const {
   // Options that do not change the outputs (log level, threads, names of folders) stay out.
   Json options = job.params.Resolved();
-  for (const char* key : {"log_level", "threads", "out", "name"}) options.erase(key);
+  for (const char* key : {"log_level", "threads", "out", "name", "report"}) options.erase(key);
   const std::string key = job.technique->name + "|" + job.image + "|" + SafeDump(options);
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016zx", std::hash<std::string>{}(key));

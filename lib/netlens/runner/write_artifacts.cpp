@@ -36,8 +36,17 @@ class Writer {
 
   void Gif(const std::string& stem, const Artifact& a, const std::vector<cv::Mat>& frames) {
     const std::string path = (fs::path(folder_) / (stem + ".gif")).string();
-    WriteFileAtomic(path, GifBytes(frames));
+    WriteFileAtomic(path, GifBytes(frames, a.frame_delay_cs, std::max(a.frame_delay_cs, 150)));
     Add(path, "animation", a, {static_cast<int64_t>(frames.size()), frames[0].rows, frames[0].cols, 3}, "");
+  }
+
+  // A finished figure (H x W x 3 uint8 BGR): the PNG only.
+  void Figure(const std::string& stem, const Artifact& a) {
+    const torch::Tensor t = a.tensor.detach().to(torch::kCPU, torch::kUInt8).contiguous();
+    const cv::Mat img(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr());
+    const std::string path = (fs::path(folder_) / (stem + ".png")).string();
+    WriteImageAtomic(path, img);
+    Add(path, "image", a, {img.rows, img.cols, 3}, "figure");
   }
 
   Json outputs = Json::array();
@@ -85,10 +94,7 @@ void WriteInputAttribution(Writer& w, const std::string& stem, const Artifact& a
 }
 
 void WriteLayerMap(Writer& w, const std::string& stem, const Artifact& a, const InputImage& input) {
-  const torch::Tensor cam = a.tensor.detach()[0][0].to(torch::kCPU, torch::kFloat64).clamp_min(0);
-  torch::Tensor up = ResizeMap(cam, input.display.rows, input.display.cols, a.nearest);
-  up = up - up.min();
-  up = up / (1e-7 + up.max().item<double>());  // pytorch-grad-cam's scaling
+  const torch::Tensor up = CamToDisplay(a.tensor[0][0], input.display, a.nearest);
   w.Image(stem, "heatmap", a, Overlay(input.display, HeatImage(up)));
   w.Image(stem, "gray", a, GrayImage(up));
 }
@@ -131,6 +137,10 @@ Json WriteArtifacts(const std::vector<Artifact>& artifacts, const InputImage& in
     const std::string stem = base + "_" + a.name + (a.layer.empty() ? "" : "_" + a.layer);
     if (a.kind == Artifact::Kind::kAnimation) {
       WriteAnimation(writer, stem, a);
+      continue;
+    }
+    if (a.kind == Artifact::Kind::kFigure) {
+      writer.Figure(stem, a);
       continue;
     }
     writer.Raw(stem, a);

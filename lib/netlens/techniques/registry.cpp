@@ -6,6 +6,7 @@
 #include "netlens/techniques/cam.h"
 #include "netlens/techniques/gradient_family.h"
 #include "netlens/techniques/optvis_family.h"
+#include "netlens/techniques/overview_family.h"
 
 namespace netlens {
 
@@ -33,6 +34,8 @@ const std::vector<TechniqueInfo>& Techniques() {
       DeepDreamTechnique(),
       InvertTechnique(),
       StyleTechnique(),
+      GistTechnique(),
+      FactorizeTechnique(),
   };
   return techniques;
 }

@@ -21,7 +21,8 @@ struct Artifact {
     kLayerMap,          // 1 x 1 x h x w at a layer's resolution (a CAM), rendered upsampled
     kRawOnly,           // written as .npy only (e.g. a map of class indices)
     kPicture,           // N x 3 x H x W RGB in [0, 1]: a PNG per sample (+ a grid when N > 1)
-    kAnimation,         // T x 3 x H x W RGB in [0, 1]: frames of an animated GIF
+    kAnimation,         // T x N x 3 x H x W RGB in [0, 1]: frames of an animated GIF
+    kFigure,            // H x W x 3 uint8 BGR: a finished figure, written as a PNG only
   };
   std::string name;       // file stem part: "guided", "gradcam"
   torch::Tensor tensor;   // raw result, any device, the model's dtype
@@ -30,6 +31,7 @@ struct Artifact {
   bool pos_neg = false;   // also render positive / negative saliency images
   bool nearest = false;   // layer maps: nearest instead of bilinear upsampling when rendered
   std::vector<std::string> captions;  // pictures: one per sample (file name part, grid label)
+  int frame_delay_cs = 8;  // animations: hundredths of a second per frame (the last one longer)
 };
 
 // What a job reads besides the model, hence how the runner prepares it (runner/job_kinds.h).
@@ -61,6 +63,7 @@ struct TechniqueInfo {
   TechniqueFn run = nullptr;
   BatchPass batch_pass = BatchPass::kNone;
   JobKind kind = JobKind::kExplain;
+  bool writes_report = false;  // a run of it ends with report.html (as with --report)
 };
 
 }  // namespace netlens
