@@ -7,4 +7,4 @@ bash tools/setup.sh
 NETLENS_BUILD_TARGET=netlens bash tools/build.sh
 ./build/netlens run configs/demo.yaml
 echo
-echo "demo: outputs and manifest.json in $(pwd)/netlens_out/demo"
+echo "demo: outputs, manifest.json and report.html in $(pwd)/netlens_out/demo"

@@ -47,7 +47,14 @@ const OptionTable& InspectOptions() {
 
 // Writes <dir>/report.html and prints where it is (stdout, for scripts and newcomers alike).
 void Report(const std::string& dir, const ReportOptions& options = {}) {
-  const ReportInfo info = WriteReport(dir, options);
+  ReportInfo info;
+  try {
+    info = WriteReport(dir, options);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw RuntimeError(std::string("report: ") + e.what());
+  }
   std::cout << "report: " << fs::absolute(info.path).lexically_normal().string() << "\n";
 }
 
@@ -120,8 +127,9 @@ void PrintOptionsMarkdown() {
 }
 
 int RunTaskFile(const std::string& file, const std::string& out_override, bool dry_run,
-                const RunOptions& options, const std::string& log_level) {
+                const RunOptions& options, const std::string& log_level, bool report) {
   TaskDocument doc = LoadTaskFile(file);
+  if (report && doc.root.is_object()) doc.root["report"] = true;
   // Paths in the file are relative to its folder; --out on the command line to the current one.
   ResolveTaskPaths(doc.root, fs::path(file).parent_path().string());
   if (!out_override.empty() && doc.root.is_object()) doc.root["out"] = out_override;
@@ -182,7 +190,7 @@ int RunCommandLine(int argc, char** argv) {
   }
 
   std::string task_file, shard_text = "1/1", progress = "auto", out_override, run_log_level;
-  bool dry_run = false, skip_existing = false, quiet = false;
+  bool dry_run = false, skip_existing = false, quiet = false, run_report = false;
   CLI::App* run = app.add_subcommand("run", "run the tasks of a JSON or YAML task file");
   run->add_option("file", task_file, "task file (.yaml, .yml or .json)")->required();
   run->add_flag("--dry-run", dry_run,
@@ -192,6 +200,7 @@ int RunCommandLine(int argc, char** argv) {
   run->add_option("--progress", progress, "auto (bar on a terminal), bar, json (a line per job on stdout), none")
       ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
   run->add_flag("--quiet", quiet, "only warnings and errors; no progress bar or summary");
+  run->add_flag("--report", run_report, "write report.html at the end (as `report: true` in the file)");
   run->add_option("--out", out_override, "output folder (overrides the file's `out`)");
   run->add_option("--log-level", run_log_level, "trace, debug, info, warn, error, off (overrides the file)");
 
@@ -284,7 +293,7 @@ int RunCommandLine(int argc, char** argv) {
       options.progress = quiet ? "none" : progress;
       options.summary = !quiet && progress != "json";
       return options;
-    }(), quiet ? "warn" : run_log_level);
+    }(), quiet ? "warn" : run_log_level, run_report);
   for (const auto& [name, sub] : technique_commands) {
     if (!sub->parsed()) continue;
     Diagnostics diag;

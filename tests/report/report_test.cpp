@@ -188,5 +188,45 @@ TEST_F(Report, LinkedPicturesLoadFromBesideThePage) {
   EXPECT_TRUE(page.Errors().empty()) << page.Errors()[0];
 }
 
+// A 1,000-job batch: the pictures are linked (not embedded), the index is paged, only the
+// selected input's pictures are in the page, and failed jobs can be listed alone.
+TEST_F(Report, ThousandJobBatchIsPagedAndLinked) {
+  const std::string exe = ChromiumOrSkip();
+  if (exe.empty()) GTEST_SKIP() << "NETLENS_SKIP_BROWSER set and no chromium";
+  const std::string out = test::TempDir("out");
+  ASSERT_EQ(RunNetlens("gradcam --model " + Shared("squeezenet1_0.pt") + " --image " + Shared("images/cat.png") +
+                       " --layer features.3,features.12 --out " + out).code, 0);
+  Json m = ReadJson(out + "/manifest.json");
+  const Json job = m["jobs"][0];
+  m["jobs"] = Json::array();
+  for (int i = 0; i < 1000; ++i) {
+    Json j = job;
+    char name[32];
+    std::snprintf(name, sizeof(name), "photo%04d.png", i);
+    j["image"] = name;
+    if (i % 100 == 7) j = {{"status", "failed"}, {"technique", "gradcam"}, {"image", name}, {"error", "broken"}};
+    m["jobs"].push_back(j);
+  }
+  std::ofstream(out + "/manifest.json") << m.dump();
+  const auto r = RunNetlens("report " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("linking them"), std::string::npos) << r.output;
+  EXPECT_LT(fs::file_size(out + "/report.html"), 20u << 20);
+  test::Browser browser(exe, test::TempDir("profile"));
+  test::Page page(browser);
+  page.Open(out + "/report.html");
+  EXPECT_EQ(page.Eval("document.querySelectorAll('#sections li').length").get<int>(), 200);
+  EXPECT_NE(page.Eval("document.getElementById('pager').textContent").get<std::string>().find("page 1 / 5"),
+            std::string::npos);
+  EXPECT_LT(page.Eval("document.images.length").get<int>(), 10);
+  page.Click("#pager button:last-child");
+  EXPECT_EQ(page.Eval("document.querySelector('#sections li').firstChild.textContent").get<std::string>(), "photo0200.png");
+  page.Click("#failed-only");
+  EXPECT_EQ(page.Eval("document.querySelectorAll('#sections li').length").get<int>(), 10);
+  page.Click("#sections li");
+  EXPECT_EQ(page.Eval("document.querySelector('.error').textContent").get<std::string>(), "failed: broken");
+  EXPECT_TRUE(page.Errors().empty()) << page.Errors()[0];
+}
+
 }  // namespace
 }  // namespace netlens

@@ -137,7 +137,17 @@ class Sources {
       std::error_code ec;
       if (path.empty() || !fs::is_regular_file(candidate, ec)) continue;
       try {
-        cv::Mat img = ReadImage(candidate.string());
+        // Quietly: the run already logged this image's conversions.
+        const auto level = Log().level();
+        Log().set_level(spdlog::level::warn);
+        cv::Mat img;
+        try {
+          img = ReadImage(candidate.string());
+        } catch (...) {
+          Log().set_level(level);
+          throw;
+        }
+        Log().set_level(level);
         const double f = std::min(1.0, 320.0 / std::max(img.rows, img.cols));
         if (f < 1) cv::resize(img, img, cv::Size(), f, f, cv::INTER_AREA);
         std::vector<unsigned char> buf;
@@ -201,6 +211,7 @@ std::string Tail(const fs::path& log, size_t max_lines) {
     if (pos == std::string::npos) return text;
     ++lines;
   }
+  if (lines <= max_lines) return text;  // all of it (an empty log included)
   return "... (earlier lines in " + log.filename().string() + ")\n" + text.substr(pos + 1);
 }
 

@@ -236,7 +236,13 @@ kbd { border:1px solid var(--line); border-radius:3px; padding:0 4px; font-size:
     var main = document.getElementById('main');
     main.textContent = '';
     var head = el('div', {cls: 'section-head'});
-    if (sec.image) head.appendChild(el('img', {src: sec.image, alt: sec.title}));
+    if (sec.image) {
+      var input = el('img', {src: sec.image, alt: sec.title});
+      input.addEventListener('load', function () {  // a 28 x 28 input: shown enlarged, pixels sharp
+        if (input.naturalWidth < 120) { input.style.width = '160px'; input.style.imageRendering = 'pixelated'; }
+      });
+      head.appendChild(input);
+    }
     var info = el('div', null, el('h2', {text: sec.title}), el('div', {cls: 'path', text: sec.path}));
     if (sec.predictions.length) {
       var preds = el('div', {cls: 'preds'});

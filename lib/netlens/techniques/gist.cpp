@@ -234,6 +234,12 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
     out.push_back(tc);
     cv::Mat pair;
     cv::hconcat(cam_view, ggc_view, pair);
+    const int frame = static_cast<int>(p.Int("frame_size"));  // each map's height in the frame
+    if (pair.rows != frame) {
+      const double f = static_cast<double>(frame) / pair.rows;
+      cv::resize(pair, pair, cv::Size(std::max(1, static_cast<int>(pair.cols * f)), frame), 0, 0,
+                 f >= 2 ? cv::INTER_NEAREST : cv::INTER_AREA);  // small inputs (28 x 28) stay sharp
+    }
     frames.push_back(Captioned(pair, std::to_string(i + 1) + "/" + std::to_string(layers.size()) + "  " +
                                          layers[i] + "   Grad-CAM | guided Grad-CAM"));
   }
@@ -291,6 +297,7 @@ TechniqueInfo GistTechnique() {
       {"groups", OptionType::kInt, "neuron groups (NMF) of the last layer (0: none)", 6, {}, 0.0, 32.0},
       {"seed", OptionType::kInt, "seed of the factorization", 0, {}, 0.0, 2147483647.0},
       {"frame_ms", OptionType::kInt, "animation: milliseconds per layer", 800, {}, 10.0, 10000.0},
+      {"frame_size", OptionType::kInt, "animation: height of each map in pixels", 224, {}, 32.0, 2048.0},
       {"batch_size", OptionType::kInt, "inputs per batched pass (attribution, occlusion)", 16, {}, 1.0, 4096.0},
   };
   TechniqueInfo info{"gist", "overview: predictions, attributions and a sample of layers in one figure, "
