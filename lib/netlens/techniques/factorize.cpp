@@ -139,7 +139,7 @@ TechniqueInfo FactorizeTechnique() {
       {"groups", OptionType::kInt, "number of neuron groups (NMF components)", 6, {}, 1.0, 64.0},
       {"iterations", OptionType::kInt, "NMF multiplicative-update iterations (at most)", 300, {}, 1.0, 100000.0},
       {"seed", OptionType::kInt, "seed of NMF's start and of the visualizations", 0, {}, 0.0, 2147483647.0},
-      {"visualize_steps", OptionType::kInt, "featurevis steps per group direction (0: no visualization)", 128,
+      {"visualize_steps", OptionType::kInt, "featurevis steps per group direction (0: no visualization)", 64,
        {}, 0.0, 100000.0},
       {"visualize_size", OptionType::kInt, "featurevis picture size", 96, {}, 16.0, 1024.0},
   };

@@ -240,8 +240,9 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
       cv::resize(pair, pair, cv::Size(std::max(1, static_cast<int>(pair.cols * f)), frame), 0, 0,
                  f >= 2 ? cv::INTER_NEAREST : cv::INTER_AREA);  // small inputs (28 x 28) stay sharp
     }
-    frames.push_back(Captioned(pair, std::to_string(i + 1) + "/" + std::to_string(layers.size()) + "  " +
-                                         layers[i] + "   Grad-CAM | guided Grad-CAM"));
+    // Left Grad-CAM, right guided Grad-CAM (docs/techniques.md); the caption names the layer.
+    frames.push_back(Captioned(pair, "layer " + std::to_string(i + 1) + "/" + std::to_string(layers.size()) +
+                                         ": " + layers[i]));
   }
   const double layers_render_ms = timer.Stage("gist: layer maps");
 
@@ -293,7 +294,7 @@ TechniqueInfo GistTechnique() {
        {"integrated-gradients", "smoothgrad"}},
       {"steps", OptionType::kInt, "integrated-gradients steps or smoothgrad samples", 8, {}, 1.0, 1000.0},
       {"occlusion_grid", OptionType::kInt,
-       "occlusion with G x G half-overlapping windows (224 pixels, 5: 74-pixel windows; 0: none)", 5, {}, 0.0, 64.0},
+       "occlusion with G x G half-overlapping windows (224 pixels, 4: 89-pixel windows; 0: none)", 4, {}, 0.0, 64.0},
       {"groups", OptionType::kInt, "neuron groups (NMF) of the last layer (0: none)", 6, {}, 0.0, 32.0},
       {"seed", OptionType::kInt, "seed of the factorization", 0, {}, 0.0, 2147483647.0},
       {"frame_ms", OptionType::kInt, "animation: milliseconds per layer", 800, {}, 10.0, 10000.0},
