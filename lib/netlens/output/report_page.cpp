@@ -123,7 +123,7 @@ kbd { border:1px solid var(--line); border-radius:3px; padding:0 4px; font-size:
     var layers = group.layers;
     var views = [];
     layers.forEach(function (l) { l.views.forEach(function (v) { if (views.indexOf(v[0]) < 0) views.push(v[0]); }); });
-    var view = ['figure', 'heatmap', 'animation', 'color', 'grid'].filter(function (v) { return views.indexOf(v) >= 0; })[0] || views[0];
+    var view = ['figure', 'heatmap', 'animation', 'grid', 'color'].filter(function (v) { return views.indexOf(v) >= 0; })[0] || views[0];
     var index = 0;
     var box = el('div', {cls: 'viewer' + (view === 'figure' ? ' figure' : ''), 'data-artifact': group.artifact});
     var img = el('img', {cls: 'viewer-img', alt: group.artifact});
@@ -132,15 +132,25 @@ kbd { border:1px solid var(--line); border-radius:3px; padding:0 4px; font-size:
     var pos = el('span', {cls: 'layer-pos'});
     var slider = el('input', {type: 'range', min: 0, max: Math.max(0, layers.length - 1), value: 0, cls: 'layer-slider', 'aria-label': 'layer'});
     var buttons = {};
-    function src() {
+    var many = el('div', {cls: 'gallery'});  // a view with several pictures (a batch's samples)
+    function entries() {
       var l = layers[index];
-      var v = l.views.filter(function (x) { return x[0] === view; })[0] || l.views[0];
-      return v;
+      var list = l.views.filter(function (x) { return x[0] === view; });
+      return list.length ? list : [l.views[0]];
     }
     function show() {
-      var v = src();
-      img.src = v[1];
-      caption.textContent = v[2] || '';
+      var list = entries();
+      var v = list[0];
+      many.textContent = '';
+      if (list.length > 1) {
+        list.forEach(function (e) {
+          many.appendChild(el('figure', null, el('img', {src: e[1], alt: e[2] || e[0], loading: 'lazy'}), el('figcaption', {text: e[2] || ''})));
+        });
+      } else {
+        img.src = v[1];
+      }
+      img.style.display = list.length > 1 ? 'none' : '';
+      caption.textContent = list.length > 1 ? '' : (v[2] || '');
       name.textContent = layers[index].layer || '';
       pos.textContent = layers.length > 1 ? (index + 1) + ' / ' + layers.length : '';
       slider.value = index;
@@ -168,6 +178,7 @@ kbd { border:1px solid var(--line); border-radius:3px; padding:0 4px; font-size:
     }
     box.appendChild(head);
     box.appendChild(img);
+    box.appendChild(many);
     if (layers.length > 1) {
       slider.addEventListener('input', function () { index = Number(slider.value); activeViewer = box; show(); sync(); });
       box.appendChild(el('div', {cls: 'layer-nav'},

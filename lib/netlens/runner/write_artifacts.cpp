@@ -121,7 +121,7 @@ void WriteAnimation(Writer& w, const std::string& stem, const Artifact& a) {
   std::vector<cv::Mat> pictures;
   for (int64_t t = 0; t < frames.size(0); ++t) {
     std::vector<cv::Mat> tiles;
-    for (int64_t i = 0; i < frames.size(1); ++i) tiles.push_back(ColorImage(frames[t][i]));
+    for (int64_t i = 0; i < frames.size(1); ++i) tiles.push_back(Writer::Enlarged(ColorImage(frames[t][i])));
     pictures.push_back(tiles.size() == 1 ? tiles[0] : GridImage(tiles, {}));
   }
   w.Gif(stem, a, pictures);
