@@ -18,6 +18,7 @@
 #include "netlens/core/task_file.h"
 #include "netlens/core/version.h"
 #include "netlens/output/report.h"
+#include "netlens/output/scores.h"
 #include "netlens/runner/batch.h"
 #include "netlens/runner/bench.h"
 #include "netlens/runner/schema.h"
@@ -64,6 +65,7 @@ int RunPlan(Plan plan, bool single, RunOptions options = {}) {
   for (const auto& job : plan.jobs) report = report || job.params.Bool("report") || job.technique->writes_report;
   try {
     const RunSummary summary = runner.RunAll(plan.jobs, single);
+    std::cerr << WriteScores(plan.out_dir);  // evaluate's scores: scores.csv and the ranking
     if (report) Report(plan.out_dir);
     return summary.failed == 0 ? kExitOk : kExitFailure;
   } catch (const std::exception&) {

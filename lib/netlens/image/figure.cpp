@@ -139,4 +139,49 @@ cv::Mat Captioned(const cv::Mat& picture, const std::string& text) {
   return out;
 }
 
+cv::Scalar PaletteColor(int64_t i) {
+  static const cv::Scalar kPalette[] = {
+      {180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148},
+      {75, 86, 140},  {194, 119, 227}, {34, 189, 188}, {207, 190, 23}, {127, 127, 127}};
+  return kPalette[i % 10];
+}
+
+cv::Mat LineChart(const std::string& title, const std::string& x_label, const std::string& y_label,
+                  const std::vector<Series>& series, double y_max, int width, int height) {
+  cv::Mat out(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
+  const int left = 46, right = 10, top = 28, bottom = 40;
+  const int pw = width - left - right, ph = height - top - bottom;
+  Text(out, FitText(title, 0.5, width - 8, 1), 6, 18, 0.5, kInk, 1);
+  cv::rectangle(out, cv::Rect(left, top, pw, ph), cv::Scalar(200, 200, 200));
+  for (int t = 0; t <= 4; ++t) {  // y ticks
+    const int y = top + ph - t * ph / 4;
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "%.2g", y_max * t / 4);
+    cv::line(out, {left, y}, {left + pw, y}, cv::Scalar(235, 235, 235));
+    Text(out, buf, 4, y + 4, 0.35, kFaint);
+    const int x = left + t * pw / 4;
+    std::snprintf(buf, sizeof(buf), "%g", t / 4.0);
+    Text(out, buf, x - 6, top + ph + 14, 0.35, kFaint);
+  }
+  Text(out, FitText(x_label, 0.4, pw), left + pw / 2 - TextWidth(FitText(x_label, 0.4, pw), 0.4, 1) / 2,
+       height - 8, 0.4, kFaint);
+  Text(out, FitText(y_label, 0.38, left + pw), left + 4, top + 12, 0.38, kFaint);
+  for (size_t s = 0; s < series.size(); ++s) {
+    const auto& v = series[s].values;
+    const cv::Scalar color = PaletteColor(static_cast<int64_t>(s));
+    std::vector<cv::Point> points;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const double fx = v.size() > 1 ? static_cast<double>(i) / (v.size() - 1) : 0.0;
+      const double fy = std::clamp(v[i] / (y_max > 0 ? y_max : 1.0), 0.0, 1.0);
+      points.emplace_back(left + static_cast<int>(fx * pw), top + ph - static_cast<int>(fy * ph));
+    }
+    if (points.size() > 1) cv::polylines(out, points, false, color, 2, cv::LINE_AA);
+    const int ly = top + 16 + static_cast<int>(s) * 16;
+    const int legend = std::min(220, pw / 2);
+    cv::line(out, {left + pw - legend, ly - 4}, {left + pw - legend + 18, ly - 4}, color, 2, cv::LINE_AA);
+    Text(out, FitText(series[s].name, 0.38, legend - 22), left + pw - legend + 22, ly, 0.38, kInk);
+  }
+  return out;
+}
+
 }  // namespace netlens

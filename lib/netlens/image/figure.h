@@ -36,6 +36,18 @@ cv::Mat RenderFigure(const FigureSpec& spec);
 cv::Mat BarChart(const std::vector<std::string>& labels, const std::vector<double>& values,
                  int width, int height);
 
+// Curves on one chart: x from 0 to 1 (each series' values evenly spread), y from 0 to `y_max`;
+// a legend with each series' name. Colours from the figure palette, in series order.
+struct Series {
+  std::string name;
+  std::vector<double> values;
+};
+cv::Mat LineChart(const std::string& title, const std::string& x_label, const std::string& y_label,
+                  const std::vector<Series>& series, double y_max = 1.0, int width = 420, int height = 320);
+
+// The figure palette (BGR), shared by charts and group maps.
+cv::Scalar PaletteColor(int64_t i);
+
 // `text` drawn on a copy of `picture` in a strip below it (a caption for a GIF frame).
 cv::Mat Captioned(const cv::Mat& picture, const std::string& text);
 

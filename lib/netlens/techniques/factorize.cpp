@@ -14,7 +14,7 @@
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/neuron_groups.h"
 #include "netlens/techniques/overview_family.h"
-#include "netlens/techniques/registry.h"
+#include "netlens/techniques/compose.h"
 
 namespace netlens {
 
@@ -29,7 +29,6 @@ torch::Tensor BgrToFigure(const cv::Mat& bgr) {
 // A feature visualization of each group's direction at `layer`, by the featurevis technique.
 std::vector<torch::Tensor> VisualizeGroups(TechniqueContext& ctx, const std::string& layer,
                                            const torch::Tensor& loadings) {
-  const TechniqueInfo& featurevis = FindTechnique("featurevis");
   std::vector<torch::Tensor> pictures;
   for (int64_t g = 0; g < loadings.size(0); ++g) {
     std::string vector;
@@ -38,15 +37,13 @@ std::vector<torch::Tensor> VisualizeGroups(TechniqueContext& ctx, const std::str
       std::snprintf(buf, sizeof(buf), "%s%.6g", c ? "," : "", loadings[g][c].item<double>());
       vector += buf;
     }
-    const Params params = ctx.params.Derived(
-        featurevis.options, {{"objective", "direction(" + layer + ",[" + vector + "])"},
-                             {"steps", ctx.params.Int("visualize_steps")},
-                             {"size", ctx.params.Int("visualize_size")},
-                             {"seed", ctx.params.Int("seed")},
-                             {"progress", "none"}});
-    TechniqueContext sub{ctx.model, ctx.input, ctx.target, params};
     Log().info("factorize: feature visualization of group {} ({} steps)", g, ctx.params.Int("visualize_steps"));
-    for (const auto& a : featurevis.run(sub))
+    const std::vector<Artifact> artifacts = RunComposed(
+        ctx, "featurevis",
+        {{"objective", "direction(" + layer + ",[" + vector + "])"}, {"steps", ctx.params.Int("visualize_steps")},
+         {"size", ctx.params.Int("visualize_size")}, {"seed", ctx.params.Int("seed")}, {"progress", "none"}},
+        "");
+    for (const auto& a : artifacts)
       if (a.kind == Artifact::Kind::kPicture) {  // the first: the final picture
         pictures.push_back(a.tensor[0].detach().to(torch::kCPU, torch::kFloat32));
         break;

@@ -20,9 +20,9 @@
 #include "netlens/image/figure.h"
 #include "netlens/image/render.h"
 #include "netlens/techniques/common.h"
+#include "netlens/techniques/compose.h"
 #include "netlens/techniques/neuron_groups.h"
 #include "netlens/techniques/overview_family.h"
-#include "netlens/techniques/registry.h"
 
 namespace netlens {
 
@@ -111,18 +111,6 @@ std::string Percent(double p) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f%%", 100 * p);
   return buf;
-}
-
-// One attribution technique run by gist with the options gist gives it.
-std::vector<Artifact> RunComposed(TechniqueContext& ctx, const std::string& name, const Json& values,
-                                  const std::string& metrics_key) {
-  const TechniqueInfo& technique = FindTechnique(name);
-  const Params params = ctx.params.Derived(technique.options, values);
-  TechniqueContext sub{ctx.model, ctx.input, ctx.target, params};
-  std::vector<Artifact> artifacts = technique.run(sub);
-  if (!sub.metrics.empty()) ctx.metrics[metrics_key] = sub.metrics;
-  for (auto& w : sub.warnings) ctx.warnings.push_back(name + ": " + w);
-  return artifacts;
 }
 
 std::vector<Artifact> RunGist(TechniqueContext& ctx) {

@@ -3,6 +3,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "netlens/core/log.h"
+#include "netlens/image/figure.h"
 #include "netlens/image/render.h"
 
 namespace netlens {
@@ -34,12 +35,7 @@ NeuronGroups FactorizeActivation(const torch::Tensor& activation, const torch::T
   return groups;
 }
 
-cv::Scalar GroupColor(int64_t g) {
-  static const cv::Scalar kPalette[] = {
-      {180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148},
-      {75, 86, 140},  {194, 119, 227}, {34, 189, 188}, {207, 190, 23}, {127, 127, 127}};
-  return kPalette[g % 10];
-}
+cv::Scalar GroupColor(int64_t g) { return PaletteColor(g); }
 
 cv::Mat GroupsPicture(const torch::Tensor& maps, const cv::Mat& display) {
   const int64_t k = maps.size(0);

@@ -36,6 +36,7 @@ const std::vector<TechniqueInfo>& Techniques() {
       StyleTechnique(),
       GistTechnique(),
       FactorizeTechnique(),
+      EvaluateTechnique(),
   };
   return techniques;
 }
