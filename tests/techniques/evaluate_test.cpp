@@ -8,6 +8,7 @@
 
 #include "netlens/core/errors.h"
 #include "netlens/techniques/evaluate.h"
+#include "netlens/techniques/common.h"
 #include "tests/techniques/fixtures.h"
 
 namespace netlens {
@@ -86,6 +87,52 @@ TEST(Evaluate, DeletionAndInsertionOfALinearModelMatchTheHandComputation) {
     EXPECT_FALSE(scores[0]["higher_is_better"].get<bool>());
     EXPECT_NEAR(scores[1]["value"].get<double>(), HandAuc(insertion), 1e-12);
   }
+}
+
+// Captum's definitions on a linear model: the gradient explains every perturbation exactly
+// (infidelity 0) and does not move (sensitivity 0); input x gradient has closed forms.
+TEST(Evaluate, InfidelityAndSensitivityOfALinearModelMatchTheClosedForms) {
+  torch::manual_seed(3);
+  LinearModel lm(2, 4, 5, 3);
+  const torch::Tensor x = torch::randn({1, 2, 4, 5}, torch::kFloat64);
+  const int64_t t = 1;
+  const Json options{{"techniques", {"saliency", "input-x-gradient"}}, {"metric", {"infidelity", "sensitivity"}},
+                     {"samples", 6}, {"noise", 0.3}, {"radius", 0.05}, {"seed", 9}, {"batch_size", 4}};
+  const auto out = test::RunTechnique("evaluate", *lm.model, x, t, options);
+  const Json& scores = out.metrics["scores"];
+  ASSERT_EQ(scores.size(), 4u);
+  const torch::Tensor w = lm.W[t].view({1, 2, 4, 5});
+  EXPECT_NEAR(scores[0]["value"].get<double>(), 0, 1e-20);  // saliency infidelity
+  EXPECT_NEAR(scores[1]["value"].get<double>(), 0, 1e-20);  // saliency sensitivity
+  const torch::Tensor noise = SeededNormal(x, 6, 9) * 0.3;
+  const torch::Tensor dots = (noise * x * w).reshape({6, -1}).sum(1);
+  const torch::Tensor diffs = (noise * w).reshape({6, -1}).sum(1);  // f(x) - f(x - I)
+  EXPECT_NEAR(scores[2]["value"].get<double>(), (dots - diffs).pow(2).mean().item<double>(), 1e-12);
+  const torch::Tensor deltas = (SeededUniform(x.expand({6, -1, -1, -1}), 9) * 2 - 1) * 0.05;
+  const double sens = ((deltas * w).reshape({6, -1}).norm(2, 1) / (x * w).norm()).max().item<double>();
+  EXPECT_NEAR(scores[3]["value"].get<double>(), sens, 1e-12);
+  EXPECT_EQ(scores[3]["metric"], "sensitivity");
+}
+
+// The same perturbations through Captum (captum.metrics.infidelity and sensitivity_max with
+// Saliency(abs=False), float64, on this repository's Fashion-MNIST CNN and a seeded input): the
+// values below were printed by Captum's current source under Debian's torch 1.13 (the noise is
+// torch.randn / torch.rand from torch.Generator().manual_seed(11), the same stream as netlens'
+// seeded draws). Script: docs/techniques.md, "Faithfulness".
+TEST(Evaluate, InfidelityAndSensitivityEqualCaptumsOnTheBundledCnn) {
+  ModelRequest request;
+  request.path = std::string(NETLENS_SOURCE_DIR) + "/models/fashion_cnn.pt";
+  request.device = "cpu";
+  request.dtype = "float64";
+  auto model = Model::Load(request);
+  auto gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x = torch::randn({1, 1, 28, 28}, gen, torch::kFloat64);
+  ASSERT_EQ(model->Logits(x).argmax(1).item<int64_t>(), 8);
+  const Json options{{"techniques", {"saliency"}}, {"metric", {"infidelity", "sensitivity"}},
+                     {"samples", 8}, {"noise", 0.2}, {"radius", 0.05}, {"seed", 11}};
+  const auto out = test::RunTechnique("evaluate", *model, x, 8, options);
+  EXPECT_NEAR(out.metrics["scores"][0]["value"].get<double>(), 0.053385336963079705, 1e-12);
+  EXPECT_NEAR(out.metrics["scores"][1]["value"].get<double>(), 0.1786819762490425, 1e-12);
 }
 
 TEST(Evaluate, RiseAucIsTheTrapezoid) {

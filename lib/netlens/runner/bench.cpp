@@ -113,6 +113,8 @@ int RunBench(const Params& p) {
        [&] { fwd(channels, 32); }},
       {{"ablationcam", {{"layer", last}, {"batch_size", 32}}, std::to_string(channels) + " fwd in batches of 32"},
        [&] { fwd(channels, 32); }},
+      {{"evaluate", {{"techniques", {"gradcam"}}, {"steps", 50}, {"batch_size", 32}},
+        "gradcam's fwd+bwd + 2 x 51 fwd in batches of 32"}, [&] { fb(1, 1); fwd(51, 32); fwd(51, 32); }},
       {{"featurevis", {{"objective", fv_layer + ":1"}, {"steps", fv_steps}, {"frames", 0}, {"progress", "none"}},
         "32 fwd+bwd to the layer, batch 1"}, [&] { fv_floor(1); }},
       {{"featurevis", {{"objective", fv_layer + ":0..15"}, {"steps", fv_steps}, {"frames", 0}, {"progress", "none"}},

@@ -77,6 +77,44 @@ std::vector<double> CausalCurve(Model& model, const torch::Tensor& x, const torc
   return curve;
 }
 
+torch::Tensor InputShaped(const Artifact& a, const torch::Tensor& x) {
+  if (a.kind == Artifact::Kind::kInputAttribution) return a.tensor.detach().to(x.scalar_type());
+  // A layer map: upsampled (after ReLU) and the same in every channel.
+  const torch::Tensor up = RankingMap(a, x.size(2), x.size(3)).to(x.device(), x.scalar_type());
+  return up.view({1, 1, x.size(2), x.size(3)}).expand_as(x).contiguous();
+}
+
+double Infidelity(Model& model, const torch::Tensor& x, const torch::Tensor& attribution, int64_t target,
+                  int64_t samples, double sigma, uint64_t seed, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor noise = SeededNormal(x, samples, seed) * sigma;  // samples x C x H x W
+  const double fx = model.Logits(x).to(torch::kFloat64)[0][target].item<double>();
+  const torch::Tensor f = BatchedLogits(model, x - noise, batch_size).to(torch::kFloat64).select(1, target).cpu();
+  const torch::Tensor dots = (noise * attribution).reshape({samples, -1}).sum(1).to(torch::kCPU, torch::kFloat64);
+  return ((dots - (fx - f)).pow(2)).mean().item<double>();
+}
+
+double MaxSensitivity(TechniqueContext& ctx, const std::string& technique, const Artifact& map, int64_t samples,
+                      double radius, uint64_t seed) {
+  const torch::Tensor& x = ctx.input.tensor;
+  const torch::Tensor base = map.tensor.detach().to(torch::kCPU, torch::kFloat64);
+  double norm = base.norm().item<double>();
+  if (norm == 0) norm = 1;  // Captum's convention for an all-zero explanation
+  const torch::Tensor deltas = (SeededUniform(x.expand({samples, -1, -1, -1}), seed) * 2 - 1) * radius;
+  double worst = 0;
+  for (int64_t j = 0; j < samples; ++j) {
+    InputImage perturbed = ctx.input;
+    perturbed.tensor = x + deltas.slice(0, j, j + 1);
+    TechniqueContext sub{ctx.model, perturbed, ctx.target, ctx.params};
+    for (const auto& a : RunComposed(sub, technique, Json::object(), ""))
+      if (a.name == map.name && a.layer == map.layer) {
+        worst = std::max(worst, (a.tensor.detach().to(torch::kCPU, torch::kFloat64) - base).norm().item<double>() / norm);
+        break;
+      }
+  }
+  return worst;
+}
+
 namespace {
 
 struct MetricInfo {
@@ -84,7 +122,8 @@ struct MetricInfo {
   bool deletion;
   bool higher_is_better;
 };
-const MetricInfo kMetrics[] = {{"deletion", true, false}, {"insertion", false, true}};
+const MetricInfo kMetrics[] = {{"deletion", true, false}, {"insertion", false, true},
+                               {"infidelity", false, false}, {"sensitivity", false, false}};
 
 std::vector<Artifact> RunEvaluate(TechniqueContext& ctx) {
   const Params& p = ctx.params;
@@ -119,15 +158,27 @@ std::vector<Artifact> RunEvaluate(TechniqueContext& ctx) {
       for (const auto& m : kMetrics)
         if (metric == m.name) info = &m;
       if (!info) throw InternalError("evaluate: metric " + metric + " is declared but not implemented");
-      const std::vector<double> curve = CausalCurve(ctx.model, x, ranking, ctx.target, info->deletion, steps, batch);
-      const double auc = RiseAuc(curve);
-      Log().info("evaluate: {} {} AUC {:.4f} ({} steps)", name, metric, auc, steps);
+      double value = 0;
+      if (metric == "infidelity") {
+        value = Infidelity(ctx.model, x, InputShaped(*map, x), ctx.target, p.Int("samples"), p.Float("noise"),
+                           static_cast<uint64_t>(p.Int("seed")), batch);
+        Log().info("evaluate: {} infidelity {:.6g} ({} Gaussian perturbations, sigma {})", name, value,
+                   p.Int("samples"), p.Float("noise"));
+      } else if (metric == "sensitivity") {
+        value = MaxSensitivity(ctx, name, *map, p.Int("samples"), p.Float("radius"), static_cast<uint64_t>(p.Int("seed")));
+        Log().info("evaluate: {} max-sensitivity {:.6g} ({} perturbations in the L-inf ball of radius {})", name,
+                   value, p.Int("samples"), p.Float("radius"));
+      } else {
+        const std::vector<double> curve = CausalCurve(ctx.model, x, ranking, ctx.target, info->deletion, steps, batch);
+        value = RiseAuc(curve);
+        Log().info("evaluate: {} {} AUC {:.4f} ({} steps)", name, metric, value, steps);
+        curves[name][metric] = curve;
+        charts[metric].push_back({name, curve});
+        out.push_back({metric + "_" + name, torch::tensor(curve, torch::kFloat64).view({1, -1}), Artifact::Kind::kRawOnly});
+      }
       timer.Stage("evaluate: " + name + " " + metric);
-      scores.push_back({{"technique", name}, {"metric", metric}, {"value", auc},
+      scores.push_back({{"technique", name}, {"metric", metric}, {"value", value},
                         {"higher_is_better", info->higher_is_better}});
-      curves[name][metric] = curve;
-      charts[metric].push_back({name, curve});
-      out.push_back({metric + "_" + name, torch::tensor(curve, torch::kFloat64).view({1, -1}), Artifact::Kind::kRawOnly});
     }
   }
   // One chart per metric, every technique on it.
@@ -139,6 +190,7 @@ std::vector<Artifact> RunEvaluate(TechniqueContext& ctx) {
   figure.label_width = 0;
   FigureRow row{"", "", {}};
   for (const auto& metric : metrics) {
+    if (!charts.count(metric)) continue;  // scores without a curve (infidelity, sensitivity)
     std::vector<Series> series = charts[metric];
     for (auto& s : series) {
       char buf[32];
@@ -149,10 +201,12 @@ std::vector<Artifact> RunEvaluate(TechniqueContext& ctx) {
                                                std::string(metric == "deletion" ? "removed" : "inserted"),
                                            "p(target)", series, 1.0, 420, 420)});
   }
-  figure.rows.push_back(row);
-  const cv::Mat chart = RenderFigure(figure);
-  out.push_back({"evaluate", torch::from_blob(chart.data, {chart.rows, chart.cols, 3}, torch::kUInt8).clone(),
-                 Artifact::Kind::kFigure});
+  if (!row.cells.empty()) {
+    figure.rows.push_back(row);
+    const cv::Mat chart = RenderFigure(figure);
+    out.push_back({"evaluate", torch::from_blob(chart.data, {chart.rows, chart.cols, 3}, torch::kUInt8).clone(),
+                   Artifact::Kind::kFigure});
+  }
   ctx.metrics["scores"] = scores;
   ctx.metrics["curves"] = curves;
   ctx.metrics["steps"] = steps;
@@ -165,12 +219,19 @@ TechniqueInfo EvaluateTechnique() {
   OptionTable options{
       {"techniques", OptionType::kStringList, "techniques whose maps are scored (each with its defaults)",
        Json::array({"saliency", "guided", "gradcam", "integrated-gradients"})},
-      {"metric", OptionType::kStringList, "metrics: deletion, insertion", Json::array({"deletion", "insertion"}),
-       {"deletion", "insertion"}},
+      {"metric", OptionType::kStringList, "metrics: deletion, insertion, infidelity, sensitivity",
+       Json::array({"deletion", "insertion"}), {"deletion", "insertion", "infidelity", "sensitivity"}},
       {"steps", OptionType::kInt, "deletion / insertion: fractions of the pixels, equal steps", 50, {}, 1.0, 100000.0},
       {"batch_size", OptionType::kInt, "perturbed inputs per forward pass", 32, {}, 1.0, 4096.0},
+      {"samples", OptionType::kInt, "infidelity and sensitivity: perturbations (Captum's n_perturb_samples)", 10,
+       {}, 1.0, 100000.0},
+      {"noise", OptionType::kFloat, "infidelity: sigma of the Gaussian perturbations (model input space)", 0.1, {},
+       0.0, 1e6},
+      {"radius", OptionType::kFloat, "sensitivity: radius of the L-inf ball (Captum's perturb_radius)", 0.02, {},
+       0.0, 1e6},
+      {"seed", OptionType::kInt, "seed of the perturbations", 0, {}, 0.0, 2147483647.0},
   };
-  return {"evaluate", "faithfulness of techniques' maps: deletion and insertion scores and curves", options,
+  return {"evaluate", "faithfulness of techniques' maps: deletion, insertion, infidelity, max-sensitivity", options,
           RunEvaluate, BatchPass::kForward};
 }
 

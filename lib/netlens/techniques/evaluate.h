@@ -26,4 +26,20 @@ double RiseAuc(const std::vector<double>& curve);
 std::vector<double> CausalCurve(Model& model, const torch::Tensor& x, const torch::Tensor& map, int64_t target,
                                 bool deletion, int64_t steps, int64_t batch_size);
 
+// Captum's infidelity (captum.metrics.infidelity, normalize=False): the mean over `samples`
+// seeded Gaussian perturbations I (SeededNormal(x, samples, seed) * sigma) of
+// (sum(I * attribution) - (f_t(x) - f_t(x - I)))^2, f_t the target's logit.
+double Infidelity(Model& model, const torch::Tensor& x, const torch::Tensor& attribution, int64_t target,
+                  int64_t samples, double sigma, uint64_t seed, int64_t batch_size);
+
+// Captum's sensitivity_max: max over `samples` perturbations d uniform in [-radius, radius]
+// (SeededUniform) of ||e(x + d) - e(x)||_F / ||e(x)||_F, e the technique's map `map` (recomputed
+// by running the technique on x + d).
+double MaxSensitivity(TechniqueContext& ctx, const std::string& technique, const Artifact& map, int64_t samples,
+                      double radius, uint64_t seed);
+
+// An attribution as an input-shaped tensor: input attributions as they are, layer maps
+// upsampled after ReLU and repeated over the channels.
+torch::Tensor InputShaped(const Artifact& a, const torch::Tensor& x);
+
 }  // namespace netlens
