@@ -119,7 +119,9 @@ TEST_F(Report, FlipsThroughLayersInTheBrowserAndShowsTheFailedJob) {
                   "tasks:\n"
                   "  - technique: gist\n    image: " + Shared("images/cat.png") + "\n"
                   "    layers: [features.3, features.7, features.12]\n    occlusion_grid: 0\n    groups: 0\n"
-                  "  - technique: saliency\n    image: " + Shared("images/cat.png") + "\n    target: \"5000\"\n");
+                  "  - technique: saliency\n    image: " + Shared("images/cat.png") + "\n    target: \"5000\"\n"
+                  "  - technique: evaluate\n    image: " + Shared("images/bird.png") + "\n"
+                  "    techniques: [saliency, gradcam]\n    metric: [deletion]\n    steps: 4\n");
   const auto r = RunNetlens("run " + dir + "/tasks.yaml --quiet");
   ASSERT_EQ(r.code, 1) << r.output;  // one job failed, the other went on
   const std::string report = dir + "/out/report.html";
@@ -158,6 +160,11 @@ TEST_F(Report, FlipsThroughLayersInTheBrowserAndShowsTheFailedJob) {
   if (const char* keep = std::getenv("NETLENS_SCREENSHOTS")) {
     std::ofstream(std::string(keep) + "/report_gist.png", std::ios::binary) << shot;
   }
+  // The evaluate job's scores: a ranking table at the top of the page, and scores.csv.
+  EXPECT_EQ(page.Eval("document.querySelectorAll('table.scores tr').length").get<int>(), 2);
+  EXPECT_NE(page.Eval("document.querySelector('table.scores').textContent").get<std::string>().find("deletion"),
+            std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/out/scores.csv"));
   // The failed job: its own tab, its error.
   page.Click(".tab.failed");
   const std::string error = page.Eval("document.querySelector('.error').textContent").get<std::string>();

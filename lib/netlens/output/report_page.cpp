@@ -63,11 +63,14 @@ details { margin:8px 0; }
 details pre { background:#fff; border:1px solid var(--line); padding:8px; overflow:auto; max-height:420px; font-size:12px; }
 #log-box { margin:10px 18px 30px; }
 .empty { color:var(--faint); font-style:italic; }
+table.scores { border-collapse:collapse; font-size:13px; margin:4px 0; }
+table.scores td, table.scores th { border:1px solid var(--line); padding:2px 8px; text-align:left; }
+table.scores th { background:#f3f3f3; }
 kbd { border:1px solid var(--line); border-radius:3px; padding:0 4px; font-size:12px; background:#fff; }
 </style>
 </head>
 <body>
-<header><h1 id="title">netlens report</h1><div id="summary"></div></header>
+<header><h1 id="title">netlens report</h1><div id="summary"></div><div id="scores"></div></header>
 <div id="layout">
   <nav aria-label="inputs">
     <input type="search" id="filter" placeholder="filter inputs">
@@ -116,6 +119,40 @@ kbd { border:1px solid var(--line); border-radius:3px; padding:0 4px; font-size:
       ' \u2014 netlens ' + data.version + ' \u2014 ' + data.folder +
       (data.embedded ? '' : ' (pictures linked beside this file)');
   document.getElementById('log').textContent = data.log || '(no log)';
+
+  // Scores of evaluate jobs: per metric, techniques ranked by their mean over the inputs.
+  (function () {
+    var sums = {};
+    data.sections.forEach(function (sec) {
+      sec.jobs.forEach(function (job) {
+        ((job.metrics || {}).scores || []).forEach(function (s) {
+          var m = sums[s.metric] = sums[s.metric] || {higher: s.higher_is_better, by: {}};
+          var t = m.by[s.technique] = m.by[s.technique] || {total: 0, n: 0};
+          t.total += s.value;
+          t.n += 1;
+        });
+      });
+    });
+    var metrics = Object.keys(sums);
+    if (!metrics.length) return;
+    var box = el('details', {open: 'open'}, el('summary', {text: 'faithfulness scores (mean over inputs, best first)'}));
+    var table = el('table', {cls: 'scores'});
+    var head = el('tr', null, el('th', {text: 'metric'}));
+    var width = 0;
+    metrics.forEach(function (metric) {
+      var m = sums[metric];
+      var ranked = Object.keys(m.by).map(function (t) { return [t, m.by[t].total / m.by[t].n]; });
+      ranked.sort(function (a, b) { return m.higher ? b[1] - a[1] : a[1] - b[1]; });
+      width = Math.max(width, ranked.length);
+      var row = el('tr', null, el('td', {text: metric + (m.higher ? ' ↑' : ' ↓')}));
+      ranked.forEach(function (r) { row.appendChild(el('td', {text: r[0] + ' ' + Number(r[1]).toPrecision(4)})); });
+      table.appendChild(row);
+    });
+    for (var i = 1; i <= width; i++) head.appendChild(el('th', {text: '#' + i}));
+    table.insertBefore(head, table.firstChild);
+    box.appendChild(table);
+    document.getElementById('scores').appendChild(box);
+  })();
 
   // A viewer for one artifact: its views as buttons; with several layers a slider, prev/next
   // buttons and the arrow keys flip through them (in the order the run wrote them: forward order).
