@@ -216,9 +216,10 @@ Params Params::Derived(const OptionTable& table, const Json& values) const {
   std::vector<const OptionTable*> tables{&table};
   tables.insert(tables.end(), tables_.begin(), tables_.end());
   Json merged = values;
-  for (const auto& [key, value] : values_.items()) {
+  for (auto it = values_.begin(); it != values_.end(); ++it) {
+    const std::string& key = it.key();
     const bool own = std::any_of(table.begin(), table.end(), [&](const OptionSpec& s) { return s.key == key; });
-    if (!own && !merged.contains(key)) merged[key] = value;
+    if (!own && !merged.contains(key)) merged[key] = *it;
   }
   return Params(std::move(tables), std::move(merged));
 }
