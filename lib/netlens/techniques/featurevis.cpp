@@ -75,7 +75,7 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
     plain.out_width = sized.out_width;
     optvis::Transform resample(plain, 0);
     const torch::Tensor picture = result.picture.to(model.device(), model.dtype());
-    const torch::Tensor values = evaluate(picture, resample(picture)).to(torch::kCPU, torch::kFloat64);
+    const torch::Tensor values = evaluate(picture, resample(picture)).to(torch::kCPU, torch::kFloat64).contiguous();
     ctx.metrics["objective_final"] = std::vector<double>(values.data_ptr<double>(),
                                                          values.data_ptr<double>() + values.numel());
   }
