@@ -147,39 +147,58 @@ cv::Scalar PaletteColor(int64_t i) {
 }
 
 cv::Mat LineChart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                  const std::vector<Series>& series, double y_max, int width, int height) {
+                  const std::vector<Series>& series, double y_max, int width, int height,
+                  const std::vector<std::string>& x_ticks) {
   cv::Mat out(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
-  const int left = 46, right = 10, top = 28, bottom = 40;
-  const int pw = width - left - right, ph = height - top - bottom;
+  constexpr int kLegendRow = 16;
+  const int legend_height = 6 + kLegendRow * static_cast<int>((series.size() + 1) / 2);
+  const int left = 46, right = 10, top = 28, bottom = 40 + legend_height;
+  const int pw = width - left - right, ph = std::max(40, height - top - bottom);
+  if (y_max <= 0) y_max = 1.0;
+  bool negative = false;
+  for (const auto& s : series)
+    for (double v : s.values) negative = negative || v < 0;
+  const double y_min = negative ? -y_max : 0.0;
   Text(out, FitText(title, 0.5, width - 8, 1), 6, 18, 0.5, kInk, 1);
   cv::rectangle(out, cv::Rect(left, top, pw, ph), cv::Scalar(200, 200, 200));
+  char buf[32];
   for (int t = 0; t <= 4; ++t) {  // y ticks
     const int y = top + ph - t * ph / 4;
-    char buf[16];
-    std::snprintf(buf, sizeof(buf), "%.2g", y_max * t / 4);
+    std::snprintf(buf, sizeof(buf), "%.2g", y_min + (y_max - y_min) * t / 4);
     cv::line(out, {left, y}, {left + pw, y}, cv::Scalar(235, 235, 235));
     Text(out, buf, 4, y + 4, 0.35, kFaint);
-    const int x = left + t * pw / 4;
-    std::snprintf(buf, sizeof(buf), "%g", t / 4.0);
-    Text(out, buf, x - 6, top + ph + 14, 0.35, kFaint);
   }
-  Text(out, FitText(x_label, 0.4, pw), left + pw / 2 - TextWidth(FitText(x_label, 0.4, pw), 0.4, 1) / 2,
-       height - 8, 0.4, kFaint);
+  const int ticks = x_ticks.empty() ? 5 : static_cast<int>(x_ticks.size());
+  for (int t = 0; t < ticks; ++t) {  // x ticks
+    const int x = left + (ticks > 1 ? t * pw / (ticks - 1) : 0);
+    std::string label = x_ticks.empty() ? "" : x_ticks[t];
+    if (x_ticks.empty()) {
+      std::snprintf(buf, sizeof(buf), "%g", t / 4.0);
+      label = buf;
+    }
+    const int w = TextWidth(label, 0.35, 1);
+    Text(out, label, std::clamp(x - w / 2, 0, width - w), top + ph + 14, 0.35, kFaint);
+  }
+  const std::string x_text = FitText(x_label, 0.4, pw);
+  Text(out, x_text, left + pw / 2 - TextWidth(x_text, 0.4, 1) / 2, top + ph + 32, 0.4, kFaint);
   Text(out, FitText(y_label, 0.38, left + pw), left + 4, top + 12, 0.38, kFaint);
+  const int column = (width - 12) / 2;
   for (size_t s = 0; s < series.size(); ++s) {
     const auto& v = series[s].values;
     const cv::Scalar color = PaletteColor(static_cast<int64_t>(s));
     std::vector<cv::Point> points;
     for (size_t i = 0; i < v.size(); ++i) {
       const double fx = v.size() > 1 ? static_cast<double>(i) / (v.size() - 1) : 0.0;
-      const double fy = std::clamp(v[i] / (y_max > 0 ? y_max : 1.0), 0.0, 1.0);
+      const double fy = std::clamp((v[i] - y_min) / (y_max - y_min), 0.0, 1.0);
       points.emplace_back(left + static_cast<int>(fx * pw), top + ph - static_cast<int>(fy * ph));
     }
     if (points.size() > 1) cv::polylines(out, points, false, color, 2, cv::LINE_AA);
-    const int ly = top + 16 + static_cast<int>(s) * 16;
-    const int legend = std::min(220, pw / 2);
-    cv::line(out, {left + pw - legend, ly - 4}, {left + pw - legend + 18, ly - 4}, color, 2, cv::LINE_AA);
-    Text(out, FitText(series[s].name, 0.38, legend - 22), left + pw - legend + 22, ly, 0.38, kInk);
+    if (points.size() == 1) cv::circle(out, points[0], 3, color, cv::FILLED, cv::LINE_AA);
+    // Legend: two columns under the x label.
+    const int lx = 6 + static_cast<int>(s % 2) * column;
+    const int ly = top + ph + 40 + 12 + static_cast<int>(s / 2) * kLegendRow;
+    cv::line(out, {lx, ly - 4}, {lx + 18, ly - 4}, color, 2, cv::LINE_AA);
+    Text(out, FitText(series[s].name, 0.38, column - 26), lx + 22, ly, 0.38, kInk);
   }
   return out;
 }

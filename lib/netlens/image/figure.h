@@ -36,14 +36,17 @@ cv::Mat RenderFigure(const FigureSpec& spec);
 cv::Mat BarChart(const std::vector<std::string>& labels, const std::vector<double>& values,
                  int width, int height);
 
-// Curves on one chart: x from 0 to 1 (each series' values evenly spread), y from 0 to `y_max`;
-// a legend with each series' name. Colours from the figure palette, in series order.
+// Curves on one chart: x from 0 to 1 (each series' values evenly spread), y from 0 to `y_max`
+// (from -y_max when a value is negative); a legend with each series' name below the plot, which
+// it never covers. `x_ticks`, when given, label evenly spread ticks instead of 0, 0.25, .., 1
+// (a chart over steps). Colours from the figure palette, in series order.
 struct Series {
   std::string name;
   std::vector<double> values;
 };
 cv::Mat LineChart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                  const std::vector<Series>& series, double y_max = 1.0, int width = 420, int height = 320);
+                  const std::vector<Series>& series, double y_max = 1.0, int width = 420, int height = 320,
+                  const std::vector<std::string>& x_ticks = {});
 
 // The figure palette (BGR), shared by charts and group maps.
 cv::Scalar PaletteColor(int64_t i);
