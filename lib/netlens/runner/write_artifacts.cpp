@@ -144,6 +144,11 @@ Json WriteArtifacts(const std::vector<Artifact>& artifacts, const InputImage& in
       continue;
     }
     writer.Raw(stem, a);
+    const bool map = a.kind == Artifact::Kind::kInputAttribution || a.kind == Artifact::Kind::kLayerMap;
+    if (map && a.tensor.numel() > 0 && !a.tensor.detach().any().item<bool>())
+      Log().warn("{}{} is zero everywhere for this image and target, so its pictures are blank (the technique's "
+                 "backward rule stops every gradient on this model: e.g. DeconvNet on SqueezeNet)",
+                 a.name, a.layer.empty() ? "" : " at " + a.layer);
     if (a.kind == Artifact::Kind::kPicture) {
       WritePictures(writer, stem, a);
     } else if (a.kind == Artifact::Kind::kInputAttribution) {
