@@ -49,6 +49,17 @@ class Model {
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
   Lens& lens() { return *lens_; }
+  // The TorchScript module. Its parameter tensors are shared with every pass (the lens and the
+  // plain module read them at run time), so writing them in place changes the model; call
+  // ParametersChanged() afterwards.
+  torch::jit::Module& module() { return module_; }
+  // Drops the frozen inference copy (it holds the parameters as constants); the next batched
+  // Logits call freezes the changed module again.
+  void ParametersChanged() {
+    inference_ = torch::jit::Module();
+    inference_tried_ = false;
+    inference_ok_ = false;
+  }
   int64_t num_classes() const { return num_classes_; }
 
   // Estimated peak memory in bytes of one pass on a batch x C x height x width input: the sum of
