@@ -145,7 +145,125 @@ TEST(Evaluate, TechniquesWithoutAMapAreUsageErrors) {
   LinearModel lm(2, 4, 5, 3);
   const torch::Tensor x = torch::randn({1, 2, 4, 5}, torch::kFloat64);
   EXPECT_THROW(test::RunTechnique("evaluate", *lm.model, x, 0, {{"techniques", {"gist"}}}), UsageError);
-  EXPECT_THROW(test::RunTechnique("evaluate", *lm.model, x, 0, {{"metric", {"road"}}}), UsageError);
+  EXPECT_THROW(test::RunTechnique("evaluate", *lm.model, x, 0, {{"metric", {"roads"}}}), UsageError);
+}
+
+
+TEST(Evaluate, SpearmanUsesAverageRanksForTies) {
+  const torch::Tensor a = torch::tensor({1.0, 2.0, 2.0, 3.0}, torch::kFloat64);
+  EXPECT_NEAR(Spearman(a, torch::tensor({1.0, 3.0, 2.0, 4.0}, torch::kFloat64)), 4.5 / std::sqrt(22.5), 1e-15);
+  const torch::Tensor r = torch::randn({50}, torch::kFloat64);
+  EXPECT_NEAR(Spearman(r, r.exp() * 3 + 1), 1, 1e-15);  // any increasing function: 1
+  EXPECT_NEAR(Spearman(r, -r.pow(3)), -1, 1e-15);
+  EXPECT_EQ(Spearman(r, torch::zeros({50}, torch::kFloat64)), 0);  // no spread: 0
+}
+
+TEST(Evaluate, SsimOfConstantAndIdenticalMapsHasItsClosedForm) {
+  const torch::Tensor m = torch::rand({20, 16}, torch::kFloat64);
+  EXPECT_NEAR(Ssim(m, m), 1, 1e-12);
+  // Constant maps c1, c2: no variance, SSIM = (2 c1 c2 + C1) / (c1^2 + c2^2 + C1) everywhere.
+  const double c1 = 0.3, c2 = 0.7, C1 = 1e-4;
+  EXPECT_NEAR(Ssim(torch::full({12, 12}, c1, torch::kFloat64), torch::full({12, 12}, c2, torch::kFloat64)),
+              (2 * c1 * c2 + C1) / (c1 * c1 + c2 * c2 + C1), 1e-12);
+  EXPECT_LT(Ssim(m, 1 - m), 0);  // anti-correlated structure
+  EXPECT_NEAR(Ssim(m, 1 - m), Ssim(1 - m, m), 1e-12);
+  EXPECT_THROW(Ssim(torch::rand({10, 30}), torch::rand({10, 30})), UsageError);
+}
+
+TEST(Evaluate, NoisyLinearImputationReproducesALinearImageExactly) {
+  // The weighted neighbour mean of a linear function is its value at the centre, so removed
+  // pixels away from the border come back exactly (without noise); kept pixels never change.
+  const int64_t h = 9, w = 11;
+  const torch::Tensor yy = torch::arange(h, torch::kFloat64).view({h, 1}).expand({h, w});
+  const torch::Tensor xx = torch::arange(w, torch::kFloat64).view({1, w}).expand({h, w});
+  const torch::Tensor x = torch::stack({0.5 * yy - 0.25 * xx + 1, -yy + 2 * xx}).unsqueeze(0);
+  torch::Tensor remove = torch::zeros({h, w}, torch::kBool);
+  remove.slice(0, 2, 7).slice(1, 3, 9).fill_(true);
+  remove[1][1] = true;
+  torch::Tensor damaged = x.clone();
+  damaged.masked_fill_(remove.view({1, 1, h, w}).expand_as(x), 100.0);  // what was there must not matter
+  const torch::Tensor out = NoisyLinearImpute(damaged, remove, 0, 1);
+  EXPECT_TRUE(test::AllClose(out, x, 1e-12));
+  // A corner pixel alone: the mean of its three neighbours, weights 1/6, 1/6, 1/12.
+  torch::Tensor corner = torch::zeros({h, w}, torch::kBool);
+  corner[0][0] = true;
+  const torch::Tensor r = torch::rand({1, 1, h, w}, torch::kFloat64);
+  const double want = (r[0][0][0][1].item<double>() / 6 + r[0][0][1][0].item<double>() / 6 +
+                       r[0][0][1][1].item<double>() / 12) / (5.0 / 12);
+  EXPECT_NEAR(NoisyLinearImpute(r, corner, 0, 1)[0][0][0][0].item<double>(), want, 1e-14);
+  // Noise: only on removed pixels, with the given standard deviation.
+  const torch::Tensor noisy = NoisyLinearImpute(damaged, remove, 0.5, 3) - x;
+  EXPECT_EQ(noisy.masked_select(~remove.view({1, 1, h, w}).expand_as(x)).abs().max().item<double>(), 0);
+  EXPECT_NEAR(noisy.masked_select(remove.view({1, 1, h, w}).expand_as(x)).std().item<double>(), 0.5, 0.1);
+}
+
+TEST(Evaluate, CascadingRandomizationGoesTopDownAndPutsTheModelBack) {
+  ModelRequest request;
+  request.path = std::string(NETLENS_SOURCE_DIR) + "/models/fashion_cnn.pt";
+  request.device = "cpu";
+  auto model = Model::Load(request);
+  const torch::Tensor x = torch::randn({3, 1, 28, 28});
+  const torch::Tensor before = model->Logits(x).clone();  // frozen, batched path
+  const torch::Tensor one_before = model->Logits(x.slice(0, 0, 1)).clone();  // plain module
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  for (const auto& p : model->module().named_parameters()) params.push_back({p.name, p.value.clone()});
+  {
+    CascadingRandomization cascade(*model, 4);
+    ASSERT_GE(cascade.layers().size(), 2u);
+    // The first layer re-drawn is the one nearest the output: the classifier's last weights.
+    const std::string top = cascade.layers()[0];
+    cascade.Randomize(0);
+    size_t changed = 0;
+    for (const auto& p : model->module().named_parameters())
+      for (const auto& [name, value] : params)
+        if (name == p.name && !torch::equal(value, p.value)) {
+          ++changed;
+          EXPECT_EQ(name.rfind(top + ".", 0), 0u) << name << " changed, but only " << top << " was re-drawn";
+        }
+    EXPECT_GE(changed, 1u);
+    EXPECT_FALSE(torch::allclose(model->Logits(x), before));  // the frozen copy follows the change
+    EXPECT_FALSE(torch::allclose(model->Logits(x.slice(0, 0, 1)), one_before));
+  }
+  for (const auto& p : model->module().named_parameters())
+    for (const auto& [name, value] : params)
+      if (name == p.name) EXPECT_TRUE(torch::equal(value, p.value)) << name;
+  EXPECT_TRUE(torch::equal(model->Logits(x), before));
+  EXPECT_TRUE(torch::equal(model->Logits(x.slice(0, 0, 1)), one_before));
+}
+
+TEST(Evaluate, RoadAndRandomizationScoresOnALinearModel) {
+  torch::manual_seed(5);
+  LinearModel lm(2, 12, 12, 3);
+  const torch::Tensor x = torch::randn({1, 2, 12, 12}, torch::kFloat64);
+  const auto out = test::RunTechnique("evaluate", *lm.model, x, 1,
+                                      {{"techniques", {"saliency", "input-x-gradient"}},
+                                       {"metric", {"road", "randomization"}}, {"road_noise", 0.0}});
+  const Json& scores = out.metrics["scores"];
+  ASSERT_EQ(scores.size(), 4u);
+  // ROAD without noise by hand: the same imputations, p(target) from the closed-form logits.
+  const torch::Tensor map = lm.W[1].view({2, 12, 12}).sum(0).reshape({-1});  // the raw (signed) saliency
+  const torch::Tensor order = std::get<1>(map.sort(true, 0, true));
+  torch::Tensor rank = torch::empty({144}, torch::kLong);
+  rank.index_put_({order}, torch::arange(144, torch::kLong));
+  double morf = 0, lerf = 0;
+  for (int64_t f = 1; f <= 9; ++f) {
+    const int64_t k = (f * 144 + 5) / 10;
+    for (bool most : {true, false}) {
+      const torch::Tensor remove = (most ? rank < k : rank >= 144 - k).view({12, 12});
+      const torch::Tensor xi = NoisyLinearImpute(x, remove, 0, 0);
+      const double p = torch::softmax(xi.reshape({1, -1}).matmul(lm.W.t()) + lm.b, 1)[0][1].item<double>();
+      (most ? morf : lerf) += p / 9;
+    }
+  }
+  EXPECT_EQ(scores[0]["metric"], "road");
+  EXPECT_NEAR(scores[0]["value"].get<double>(), (lerf - morf) / 2, 1e-12);
+  // Randomization of the only layer: a new weight matrix, so saliency (= its row) ranks
+  // pixels anew, and the model is the same afterwards.
+  EXPECT_EQ(scores[2]["metric"], "randomization");
+  EXPECT_LT(std::abs(scores[2]["value"].get<double>()), 0.5);
+  EXPECT_TRUE(scores[2]["passes"].get<bool>());
+  EXPECT_EQ(out.metrics["curves"]["saliency"]["randomization_spearman"].size(), 1u);
+  EXPECT_TRUE(torch::equal(lm.model->module().attr("weight").toTensor(), lm.W));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "netlens/model/model.h"
@@ -41,5 +43,50 @@ double MaxSensitivity(TechniqueContext& ctx, const std::string& technique, const
 // An attribution as an input-shaped tensor: input attributions as they are, layer maps
 // upsampled after ReLU and repeated over the channels.
 torch::Tensor InputShaped(const Artifact& a, const torch::Tensor& x);
+
+// Spearman's rank correlation of two tensors of equal size (flattened; tied values get their
+// average rank). 0 when either has no spread.
+double Spearman(const torch::Tensor& a, const torch::Tensor& b);
+
+// Mean structural similarity (Wang et al. 2004) of two H x W maps with values in [0, 1], with
+// scikit-image's conventions (structural_similarity, gaussian_weights=True, sigma 1.5, data_range 1,
+// K1 0.01, K2 0.03, population covariance): a Gaussian window of radius 5 and the mean over the
+// pixels at least 5 from the border. Both sides must be at least 11.
+double Ssim(const torch::Tensor& a, const torch::Tensor& b);
+
+// The map the sanity check compares: input attributions as |a| summed over channels, layer maps
+// as RankingMap; both H x W, float64.
+torch::Tensor SanityMap(const Artifact& a, int64_t height, int64_t width);
+
+// Adebayo et al.'s cascading model-parameter randomization (NeurIPS 2018) on the model itself:
+// layers() are the modules that own parameters or buffers, from the output back to the input
+// (the model's own parameters, named "", come last);
+// Randomize(i) re-draws layer i's in place, as PyTorch's reset_parameters() leaves a new layer
+// (weights of dimension >= 2 and their biases uniform in +-1/sqrt(fan_in); other parameters 1 for
+// weights and 0 otherwise; running_mean 0, running_var 1), seeded by (seed, i). The destructor puts
+// every original value back, so the model is unchanged for what runs next.
+class CascadingRandomization {
+ public:
+  CascadingRandomization(Model& model, uint64_t seed);
+  ~CascadingRandomization();
+  CascadingRandomization(const CascadingRandomization&) = delete;
+  CascadingRandomization& operator=(const CascadingRandomization&) = delete;
+
+  const std::vector<std::string>& layers() const { return layers_; }
+  void Randomize(size_t i);
+
+ private:
+  Model& model_;
+  uint64_t seed_;
+  std::vector<std::string> layers_;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> saved_;  // (live tensor, its original values)
+};
+
+// ROAD's noisy linear imputation (Rong et al., ICML 2022): the pixels where `remove` (H x W bool)
+// is true get the values that make each of them the weighted mean of its in-image neighbours
+// (weight 1/6 for the four direct ones, 1/12 for the diagonal ones), one sparse linear system
+// solved by Eigen's SimplicialLDLT for all channels, plus Gaussian noise of standard deviation
+// `noise` (seeded). x: 1 x C x H x W; returns the imputed copy.
+torch::Tensor NoisyLinearImpute(const torch::Tensor& x, const torch::Tensor& remove, double noise, uint64_t seed);
 
 }  // namespace netlens
