@@ -1,6 +1,7 @@
 // End-to-end tests of the netlens binary: files, manifest and exit codes for good and bad input,
 // on the bundled Fashion-MNIST model and the real models in ../shared/models.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "netlens/core/options.h"
+#include "netlens/image/npy.h"
 #include "tests/test_util.h"
 
 namespace netlens {
@@ -98,6 +100,82 @@ TEST(Cli, BundledFashionModelRunsWithEmbeddedMetadata) {
   EXPECT_EQ(job["model"]["metadata_source"], "embedded netlens.json");
   EXPECT_EQ(job["predictions"][0]["label"], "Ankle boot");
   EXPECT_EQ(job["outputs"][0]["shape"], Json::array({1, 1, 28, 28}));
+}
+
+// evaluate --from: the maps a batch wrote are scored without recomputing them; the scores equal
+// those of evaluate computing the same maps itself. A missing or misshapen map fails its own job.
+TEST(Cli, EvaluateFromARunScoresItsMapsAndReportsBadOnes) {
+  const std::string dir = test::TempDir("from");
+  std::string images;
+  for (const char* name : {"bag", "coat", "dress"})
+    images += std::string(images.empty() ? "" : ", ") + Source("assets/fashion_mnist/") + name + ".png";
+  test::WriteText(dir + "/batch.yaml", "model: " + Source("models/fashion_cnn.pt") + "\nout: " + dir + "/batch\n"
+                  "image: [" + images + "]\ntasks:\n  - technique: saliency\n  - technique: gradcam\n");
+  Result r = RunNetlens("run " + dir + "/batch.yaml --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = RunNetlens("evaluate --from " + dir + "/batch --metric deletion,insertion --steps 7 --out " + dir + "/scored");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json jobs = ReadJson(dir + "/scored/manifest.json")["jobs"];
+  ASSERT_EQ(jobs.size(), 3u);  // one per image
+  r = RunNetlens("evaluate --model " + Source("models/fashion_cnn.pt") + " --image " + Source("assets/fashion_mnist/bag.png") +
+                 " --techniques saliency,gradcam --metric deletion,insertion --steps 7 --out " + dir + "/direct");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json direct = ReadJson(dir + "/direct/manifest.json")["jobs"][0]["metrics"]["scores"];
+  const Json read = jobs[0]["metrics"]["scores"];
+  ASSERT_EQ(read.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(read[i]["technique"], direct[i]["technique"]);
+    EXPECT_NEAR(read[i]["value"].get<double>(), direct[i]["value"].get<double>(), 1e-6) << read[i];
+  }
+  EXPECT_TRUE(fs::exists(dir + "/scored/scores.csv"));
+  // Break the bag's saliency map (removed) and the coat's gradcam map (another shape).
+  const Json batch = ReadJson(dir + "/batch/manifest.json");
+  const auto raw = [&](const std::string& technique, const std::string& image) {
+    for (const auto& job : batch["jobs"])
+      if (job["technique"] == technique && job["image"].get<std::string>().find(image) != std::string::npos)
+        for (const auto& o : job["outputs"])
+          if (o["kind"] == "raw") return dir + "/batch/" + o["path"].get<std::string>();
+    return std::string();
+  };
+  const std::string missing = raw("saliency", "bag.png"), misshapen = raw("gradcam", "coat.png");
+  ASSERT_TRUE(fs::remove(missing));
+  std::ofstream(misshapen, std::ios::binary | std::ios::trunc) << NpyBytes(torch::zeros({3, 5}));
+  r = RunNetlens("evaluate --from " + dir + "/batch --metric deletion --steps 3 --out " + dir + "/broken");
+  EXPECT_EQ(r.code, 1) << r.output;
+  const Json broken = ReadJson(dir + "/broken/manifest.json")["jobs"];
+  ASSERT_EQ(broken.size(), 3u);
+  EXPECT_EQ(broken[0]["status"], "failed");
+  EXPECT_NE(broken[0]["error"].get<std::string>().find(fs::path(missing).filename().string() + "\" (saliency) is missing"),
+            std::string::npos) << broken[0]["error"];
+  EXPECT_EQ(broken[1]["status"], "failed");
+  EXPECT_NE(broken[1]["error"].get<std::string>().find("has shape [3, 5]"), std::string::npos) << broken[1]["error"];
+  EXPECT_EQ(broken[2]["status"], "ok");
+  // Not a run folder: exit 2 with the remedy.
+  r = RunNetlens("evaluate --from " + dir + " --out " + dir + "/none");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("no manifest.json"), std::string::npos) << r.output;
+}
+
+// Adebayo et al.'s finding on a real network: re-drawing SqueezeNet's top layers (the default
+// cascade, 3 layers) changes the vanilla gradient's map a lot and guided backprop's little
+// (guided backprop hardly depends on what the top layers compute).
+TEST(Cli, EvaluateRandomizationShowsGuidedBackpropsWeaknessOnSqueezeNet) {
+  RequireShared();
+  const std::string out = test::TempDir("sanity");
+  const Result r = RunNetlens("evaluate --model " + Shared("squeezenet1_0.pt") + " --image " + Shared("images/cat.png") +
+                              " --techniques saliency,guided --metric randomization --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Json scores = ReadJson(out + "/manifest.json")["jobs"][0]["metrics"]["scores"];
+  ASSERT_EQ(scores.size(), 2u);
+  EXPECT_EQ(scores[0]["technique"], "saliency");
+  const double saliency = scores[0]["value"], guided = scores[1]["value"];
+  EXPECT_GT(guided, saliency + 0.2) << "mean rank correlation over the cascade: saliency " << saliency
+                                    << ", guided " << guided;
+  EXPECT_TRUE(scores[0]["passes"].get<bool>()) << scores[0];
+  EXPECT_FALSE(scores[1]["passes"].get<bool>()) << scores[1];
+  EXPECT_NE(r.output.find("guided randomization"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("FAILS the sanity check"), std::string::npos) << r.output;
+  EXPECT_EQ(ReadJson(out + "/manifest.json")["jobs"][0]["metrics"]["randomization_layers"].size(), 3u);
 }
 
 TEST(Cli, BadInputGivesExitCodeTwoAndAClearMessage) {

@@ -1,10 +1,12 @@
 #include "netlens/runner/plan.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
 #include "netlens/core/strings.h"
 #include "netlens/runner/common_options.h"
+#include "netlens/runner/from_run.h"
 #include "netlens/runner/images.h"
 #include "netlens/runner/job_kinds.h"
 #include "netlens/techniques/registry.h"
@@ -23,6 +25,19 @@ std::string Where(const std::string& path, const Locator& locate) {
 void AddJobs(const TechniqueInfo& technique, const Json& values, const std::string& where,
              const std::string& folder, const Locator& locate, Diagnostics& diag, Plan& plan) {
   Params params({&CommonOptions(), &technique.options}, values);
+  // A technique that reads its jobs from an earlier run (evaluate --from DIR).
+  const bool reads_runs = std::any_of(technique.options.begin(), technique.options.end(),
+                                      [](const OptionSpec& spec) { return spec.key == "from"; });
+  if (reads_runs && params.IsSet("from")) {
+    if (params.IsSet("image"))
+      diag.Add(Where(where.empty() ? "--image" : where + ".image", locate) + ": " + technique.name +
+               " --from takes its images from the run's manifest; remove `image`");
+    std::vector<std::string> problems;
+    std::vector<Job> jobs = JobsFromRun(technique, values, folder, where, problems);
+    for (const auto& problem : problems) diag.Add(Where(where.empty() ? "--from" : where + ".from", locate) + ": " + problem);
+    for (auto& job : jobs) plan.jobs.push_back(std::move(job));
+    return;
+  }
   bool complete = true;
   for (const auto* table : {&CommonOptions(), &technique.options})
     for (const auto& spec : *table)
@@ -124,8 +139,8 @@ void CheckResources(const Plan& plan, Runner& runner, const Locator& locate, Dia
       const auto values = spec.type == OptionType::kStringList ? job.params.Strs(spec.key)
                                                                : std::vector<std::string>{job.params.Str(spec.key)};
       for (const auto& v : values)
-        if (v.find_first_of("/.") != std::string::npos && !fs::is_regular_file(v))
-          add(spec.key, spec.key + " file " + Quote(v) + " not found");
+        if (v.find_first_of("/.") != std::string::npos && !fs::exists(v))
+          add(spec.key, spec.key + " " + Quote(v) + " not found");
     }
     std::shared_ptr<Model> model;
     try {
