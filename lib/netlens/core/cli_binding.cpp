@@ -14,7 +14,16 @@ void CliBinding::Bind(CLI::App& app, const OptionTable& table) {
       slot->option = app.add_flag(name, slot->flag, help);
     } else if (spec.type == OptionType::kStringList || spec.type == OptionType::kIntList ||
                spec.type == OptionType::kFloatList) {
-      slot->option = app.add_option(name, slot->list, help)->allow_extra_args(false);
+      // A plural list flag also answers to its singular (--technique a,b as --techniques a,b)
+      // when no other option has that name: users type either.
+      std::string names = name;
+      if (name.size() > 3 && name.back() == 's') {
+        const std::string singular = name.substr(0, name.size() - 1);
+        bool taken = app.get_option_no_throw(singular) != nullptr;
+        for (const auto& other : table) taken = taken || "--" + KebabCase(other.key) == singular;
+        if (!taken) names += "," + singular;
+      }
+      slot->option = app.add_option(names, slot->list, help)->allow_extra_args(false);
     } else {
       slot->option = app.add_option(name, slot->scalar, help);
     }
