@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "netlens/model/graph.h"
 #include "netlens/model/model.h"
 #include "netlens/techniques/common.h"
 #include "tests/techniques/fixtures.h"
@@ -43,6 +44,11 @@ TEST_P(Architectures, EveryHookedModuleIsCapturedWithTheSameShapeAndValues) {
   if (!model) GTEST_SKIP() << "export the test models first (tools/test.sh does)";
   std::ifstream in(test::TestModels() + "/" + arch + ".layers.json");
   const Json reference = Json::parse(in);
+  // The census the guided rule reports counts what the lens replaces; these nets have only ReLUs.
+  const ActivationCensus census = CountActivations(*InlinedForward(model->module()));
+  EXPECT_EQ(census.Rectifiers(), model->lens().RectifierCount());
+  EXPECT_GT(census.Rectifiers(), 0);
+  EXPECT_EQ(census.Others(), 0);
 
   std::vector<std::string> paths;
   for (const auto& [path, record] : reference["layers"].items()) {

@@ -16,6 +16,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/model/graph.h"
 
 namespace netlens {
 namespace {
@@ -26,22 +27,6 @@ using torch::jit::Node;
 using torch::jit::Value;
 namespace prim = c10::prim;
 namespace aten = c10::aten;
-
-// Calls `fn` on every node of `block` and its nested blocks, in program order.
-void ForEachNode(Block* block, const std::function<void(Node*)>& fn) {
-  for (Node* node : block->nodes()) {
-    fn(node);
-    for (Block* sub : node->blocks()) ForEachNode(sub, fn);
-  }
-}
-
-bool HasCalls(Graph& graph) {
-  bool found = false;
-  ForEachNode(graph.block(), [&](Node* n) {
-    found = found || n->kind() == prim::CallMethod || n->kind() == prim::CallFunction;
-  });
-  return found;
-}
 
 // Module paths of the instances a node was inlined from, outermost first:
 // {"features", "features.3"} for an op of features.3.
@@ -63,77 +48,6 @@ std::vector<std::string> NodePaths(const Node* node) {
 bool NodeInPath(const Node* node, const std::string& path) {
   const auto paths = NodePaths(node);
   return std::find(paths.begin(), paths.end(), path) != paths.end();
-}
-
-// Follows a chain of prim::GetAttr back to the graph's `self` and reads the attribute's value.
-c10::optional<c10::IValue> ReadAttribute(Value* value, Graph& graph,
-                                         const torch::jit::Module& module) {
-  std::vector<std::string> names;
-  while (value->node()->kind() == prim::GetAttr) {
-    names.push_back(value->node()->s(c10::attr::name));
-    value = value->node()->input(0);
-  }
-  if (value != graph.inputs().at(0)) return c10::nullopt;
-  c10::IValue current = module._ivalue();
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {
-    if (!current.isObject()) return c10::nullopt;
-    auto object = current.toObject();
-    if (!object->type()->hasAttribute(*it)) return c10::nullopt;
-    current = object->getAttr(*it);
-  }
-  return current;
-}
-
-// Replaces boolean, integer and float attributes read from `self` by constants, then lets
-// constant propagation remove the branches they decide (training, memory_efficient, ...).
-void FoldAttributes(std::shared_ptr<Graph>& graph, const torch::jit::Module& module) {
-  std::vector<Node*> getattrs;
-  ForEachNode(graph->block(), [&](Node* n) {
-    if (n->kind() == prim::GetAttr) getattrs.push_back(n);
-  });
-  for (Node* n : getattrs) {
-    const auto kind = n->output()->type()->kind();
-    if (kind != c10::TypeKind::BoolType && kind != c10::TypeKind::IntType &&
-        kind != c10::TypeKind::FloatType)
-      continue;
-    auto value = ReadAttribute(n->output(), *graph, module);
-    if (!value) continue;
-    torch::jit::WithInsertPoint guard(n);
-    n->output()->replaceAllUsesWith(graph->insertConstant(*value));
-  }
-  torch::jit::ConstantPropagation(graph);
-  torch::jit::EliminateDeadCode(graph);
-}
-
-struct RectifierForm {
-  double lo = 0;
-  double hi = std::numeric_limits<double>::infinity();
-  bool inplace = false;
-};
-
-// The clamp range of a ReLU-like node, or nullopt for any other node.
-c10::optional<RectifierForm> AsRectifier(Node* n) {
-  const std::string kind = n->kind().toQualString();
-  RectifierForm form;
-  if (kind == "aten::relu" || kind == "aten::relu_") {
-    form.inplace = kind == "aten::relu_";
-    return form;
-  }
-  if (kind == "aten::relu6" || kind == "aten::relu6_") {
-    form.hi = 6;
-    form.inplace = kind == "aten::relu6_";
-    return form;
-  }
-  if ((kind == "aten::hardtanh" || kind == "aten::hardtanh_") && n->inputs().size() == 3) {
-    auto lo = torch::jit::toIValue(n->input(1));
-    auto hi = torch::jit::toIValue(n->input(2));
-    if (!lo || !hi || !lo->isScalar() || !hi->isScalar()) return c10::nullopt;
-    if (lo->toScalar().toDouble() != 0.0) return c10::nullopt;
-    form.hi = hi->toScalar().toDouble();
-    form.inplace = kind == "aten::hardtanh_";
-    return form;
-  }
-  return c10::nullopt;
 }
 
 int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
@@ -205,17 +119,10 @@ bool IsConvType(const std::string& type) {
 
 Lens::Lens(torch::jit::Module module) : module_(std::move(module)) {
   EnsureRectifierOpRegistered();
-  base_graph_ = module_.get_method("forward").graph()->copy();
-  {
-    // Inlining takes each callee's "optimized" graph, which is itself inlined (with call stacks
-    // that name the nested module instances) only while the executor's optimization is on.
-    torch::jit::GraphOptimizerEnabledGuard optimize(true);
-    for (int i = 0; i < 16 && HasCalls(*base_graph_); ++i) torch::jit::Inline(*base_graph_);
-  }
+  base_graph_ = InlinedForward(module_);
   // Run graphs as written: no fusion or autodiff subgraphs that would bypass the rectifier op or
   // change float64 summation order.
   torch::jit::setGraphExecutorOptimize(false);
-  FoldAttributes(base_graph_, module_);
   rectifier_count_ = ReplaceRectifiers(*base_graph_, BackwardRule::kGuided, /*dry_run=*/true);
 
   std::map<std::string, int64_t> order;

@@ -2,6 +2,7 @@
 // forward mask.
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/gradient_family.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -10,6 +11,7 @@ TechniqueInfo DeconvnetTechnique() {
           [](TechniqueContext& ctx) {
             Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {},
                                           BackwardRule::kDeconvnet);
+            ctx.metrics["activations"] = RectifierReport(ctx.model, BackwardRule::kDeconvnet);
             Artifact a{"deconvnet", g.input_grad};
             a.pos_neg = true;
             return std::vector<Artifact>{a};

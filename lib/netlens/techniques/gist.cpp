@@ -23,6 +23,7 @@
 #include "netlens/techniques/compose.h"
 #include "netlens/techniques/neuron_groups.h"
 #include "netlens/techniques/overview_family.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -128,6 +129,7 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
   const double layers_ms = timer.Stage("gist: activations and gradients at " + std::to_string(layers.size()) +
                                        " layers (one pass)");
   const Gradients guided = TargetGradients(model, x, ctx.target, {}, BackwardRule::kGuided);
+  ctx.metrics["activations"] = RectifierReport(model, BackwardRule::kGuided);
   const double guided_ms = timer.Stage("gist: guided backprop");
   const std::string attribution = p.Str("attribution");
   std::vector<Artifact> attr = attribution == "integrated-gradients"

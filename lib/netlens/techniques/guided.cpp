@@ -3,6 +3,7 @@
 // and ReLU6 alike (the lens replaces each op in the graph).
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/gradient_family.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -11,6 +12,7 @@ TechniqueInfo GuidedTechnique() {
           [](TechniqueContext& ctx) {
             Gradients g =
                 TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {}, BackwardRule::kGuided);
+            ctx.metrics["activations"] = RectifierReport(ctx.model, BackwardRule::kGuided);
             Artifact a{"guided", g.input_grad};
             a.pos_neg = true;
             return std::vector<Artifact>{a};

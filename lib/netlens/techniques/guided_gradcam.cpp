@@ -4,6 +4,7 @@
 #include "netlens/image/render.h"
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/gradient_family.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -22,6 +23,7 @@ TechniqueInfo GuidedGradCamTechnique() {
             const torch::Tensor cam = GradCam(vanilla.activations[0], vanilla.layer_grads[0]);
             Gradients guided = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {},
                                                BackwardRule::kGuided);
+            ctx.metrics["activations"] = RectifierReport(ctx.model, BackwardRule::kGuided);
             const auto& x = ctx.input.tensor;
             const bool nearest = ctx.params.Str("interpolation") == "nearest";
             const torch::Tensor up = ResizeMap(cam[0][0].clamp_min(0), x.size(2), x.size(3), nearest);

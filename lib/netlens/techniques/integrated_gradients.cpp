@@ -14,6 +14,7 @@
 #include "netlens/core/strings.h"
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/common.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -124,6 +125,7 @@ TechniqueInfo IntegratedGradientsTechnique() {
             const torch::Tensor w = torch::tensor(weights, opts).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
             const torch::Tensor path = b + a * (x - b);
             const auto rule = p.Bool("guided") ? BackwardRule::kGuided : BackwardRule::kVanilla;
+            if (p.Bool("guided")) ctx.metrics["activations"] = RectifierReport(ctx.model, rule);
             const torch::Tensor g = BatchedInputGradients(ctx.model, path, ctx.target, rule, p.Int("batch_size"));
             const torch::Tensor attr = (x - b) * (w * g).sum(0, true);
             const torch::Tensor ends = ctx.model.Logits(torch::cat({x, b}, 0)).select(1, ctx.target);

@@ -4,6 +4,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/common.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -33,6 +34,7 @@ TechniqueInfo LayerGradientTechnique() {
                                  std::to_string(shape.size() == 4 ? shape[3] : 0) + " grid");
             }
             const auto rule = p.Bool("guided") ? BackwardRule::kGuided : BackwardRule::kVanilla;
+            if (p.Bool("guided")) ctx.metrics["activations"] = RectifierReport(ctx.model, rule);
             const torch::Tensor g = InputGradientOf(
                 ctx.model, ctx.input.tensor, {layer}, rule, [&](const Lens::Capture& c) {
                   torch::Tensor a = c.activations[0].select(1, channel);

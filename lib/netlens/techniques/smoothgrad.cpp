@@ -8,6 +8,7 @@
 // `--noise-mode absolute --noise 1 --samples 5` reproduces Captum.
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/common.h"
+#include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
 
@@ -34,6 +35,7 @@ TechniqueInfo SmoothGradTechnique() {
             const torch::Tensor noisy = x.expand({n, -1, -1, -1}) +
                                         sigma * SeededNormal(x, n, static_cast<uint64_t>(p.Int("seed")));
             const auto rule = p.Bool("guided") ? BackwardRule::kGuided : BackwardRule::kVanilla;
+            if (p.Bool("guided")) ctx.metrics["activations"] = RectifierReport(ctx.model, rule);
             const torch::Tensor g = BatchedInputGradients(ctx.model, noisy, ctx.target, rule, p.Int("batch_size"));
             const std::string variant = p.Str("variant");
             const torch::Tensor mean = g.mean(0, true), mean_sq = (g * g).mean(0, true);

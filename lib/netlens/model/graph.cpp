@@ -1,0 +1,147 @@
+#include "netlens/model/graph.h"
+
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+
+#include <vector>
+
+namespace netlens {
+
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+namespace prim = c10::prim;
+
+void ForEachNode(Block* block, const std::function<void(Node*)>& fn) {
+  for (Node* node : block->nodes()) {
+    fn(node);
+    for (Block* sub : node->blocks()) ForEachNode(sub, fn);
+  }
+}
+
+namespace {
+
+bool HasCalls(Graph& graph) {
+  bool found = false;
+  ForEachNode(graph.block(), [&](Node* n) {
+    found = found || n->kind() == prim::CallMethod || n->kind() == prim::CallFunction;
+  });
+  return found;
+}
+
+// Follows a chain of prim::GetAttr back to the graph's `self` and reads the attribute's value.
+c10::optional<c10::IValue> ReadAttribute(Value* value, Graph& graph,
+                                         const torch::jit::Module& module) {
+  std::vector<std::string> names;
+  while (value->node()->kind() == prim::GetAttr) {
+    names.push_back(value->node()->s(c10::attr::name));
+    value = value->node()->input(0);
+  }
+  if (value != graph.inputs().at(0)) return c10::nullopt;
+  c10::IValue current = module._ivalue();
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!current.isObject()) return c10::nullopt;
+    auto object = current.toObject();
+    if (!object->type()->hasAttribute(*it)) return c10::nullopt;
+    current = object->getAttr(*it);
+  }
+  return current;
+}
+
+// Replaces boolean, integer and float attributes read from `self` by constants, then lets
+// constant propagation remove the branches they decide (training, memory_efficient, ...).
+void FoldAttributes(std::shared_ptr<Graph>& graph, const torch::jit::Module& module) {
+  std::vector<Node*> getattrs;
+  ForEachNode(graph->block(), [&](Node* n) {
+    if (n->kind() == prim::GetAttr) getattrs.push_back(n);
+  });
+  for (Node* n : getattrs) {
+    const auto kind = n->output()->type()->kind();
+    if (kind != c10::TypeKind::BoolType && kind != c10::TypeKind::IntType &&
+        kind != c10::TypeKind::FloatType)
+      continue;
+    auto value = ReadAttribute(n->output(), *graph, module);
+    if (!value) continue;
+    torch::jit::WithInsertPoint guard(n);
+    n->output()->replaceAllUsesWith(graph->insertConstant(*value));
+  }
+  torch::jit::ConstantPropagation(graph);
+  torch::jit::EliminateDeadCode(graph);
+}
+
+}  // namespace
+
+std::shared_ptr<Graph> InlinedForward(const torch::jit::Module& module) {
+  std::shared_ptr<Graph> graph = module.get_method("forward").graph()->copy();
+  {
+    // Inlining takes each callee's "optimized" graph, which is itself inlined (with call stacks
+    // that name the nested module instances) only while the executor's optimization is on.
+    torch::jit::GraphOptimizerEnabledGuard optimize(true);
+    for (int i = 0; i < 16 && HasCalls(*graph); ++i) torch::jit::Inline(*graph);
+  }
+  FoldAttributes(graph, module);
+  return graph;
+}
+
+c10::optional<RectifierForm> AsRectifier(Node* n) {
+  const std::string kind = n->kind().toQualString();
+  RectifierForm form;
+  if (kind == "aten::relu" || kind == "aten::relu_") {
+    form.inplace = kind == "aten::relu_";
+    return form;
+  }
+  if (kind == "aten::relu6" || kind == "aten::relu6_") {
+    form.hi = 6;
+    form.inplace = kind == "aten::relu6_";
+    return form;
+  }
+  if ((kind == "aten::hardtanh" || kind == "aten::hardtanh_") && n->inputs().size() == 3) {
+    auto lo = torch::jit::toIValue(n->input(1));
+    auto hi = torch::jit::toIValue(n->input(2));
+    if (!lo || !hi || !lo->isScalar() || !hi->isScalar()) return c10::nullopt;
+    if (lo->toScalar().toDouble() != 0.0) return c10::nullopt;
+    form.hi = hi->toScalar().toDouble();
+    form.inplace = kind == "aten::hardtanh_";
+    return form;
+  }
+  return c10::nullopt;
+}
+
+// Activations the rectifier rules leave as they are (their backward is the ordinary gradient).
+constexpr const char* kOtherActivations[] = {"silu", "gelu", "hardswish", "elu", "selu", "celu", "leaky_relu",
+                                             "rrelu", "prelu", "mish", "softplus", "hardshrink", "softshrink"};
+
+int64_t ActivationCensus::Rectifiers() const {
+  int64_t n = 0;
+  for (const auto& [op, count] : rectifiers) n += count;
+  return n;
+}
+
+int64_t ActivationCensus::Others() const {
+  int64_t n = 0;
+  for (const auto& [op, count] : others) n += count;
+  return n;
+}
+
+ActivationCensus CountActivations(Graph& graph) {
+  ActivationCensus census;
+  ForEachNode(graph.block(), [&](Node* n) {
+    const std::string qualified = n->kind().toQualString();
+    if (qualified.rfind("aten::", 0) != 0) return;
+    std::string op = qualified.substr(6);
+    if (op.size() > 1 && op.back() == '_') op.pop_back();  // relu_ counts as relu
+    if (AsRectifier(n)) {
+      ++census.rectifiers[op];
+      return;
+    }
+    for (const char* other : kOtherActivations)
+      if (op == other) ++census.others[op];
+  });
+  return census;
+}
+
+}  // namespace netlens

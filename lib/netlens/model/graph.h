@@ -1,0 +1,51 @@
+// TorchScript graph helpers shared by the lens and the activation census: walking nodes,
+// inlining a module's forward, folding attributes, recognizing rectifiers and other activations.
+#pragma once
+
+#include <torch/script.h>
+
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "netlens/model/rectifier_op.h"
+
+namespace torch::jit {
+struct Block;
+struct Graph;
+struct Node;
+}  // namespace torch::jit
+
+namespace netlens {
+
+// Calls `fn` on every node of `block` and its nested blocks, in program order.
+void ForEachNode(torch::jit::Block* block, const std::function<void(torch::jit::Node*)>& fn);
+
+// A copy of the module's forward graph with every call inlined (each node's call stack then
+// names the module instances it came from) and the boolean, integer and float attributes read
+// from `self` folded to constants, with the branches they decide removed.
+std::shared_ptr<torch::jit::Graph> InlinedForward(const torch::jit::Module& module);
+
+// The clamp range of a ReLU-like node (relu, relu6, hardtanh(0, max), in place or not).
+struct RectifierForm {
+  double lo = 0;
+  double hi = std::numeric_limits<double>::infinity();
+  bool inplace = false;
+};
+c10::optional<RectifierForm> AsRectifier(torch::jit::Node* n);
+
+// The activation functions of a graph as the guided and deconvnet rules see them: rectifiers
+// (which the rules replace) and the smooth or leaky activations of post-2019 CNNs (SiLU, GELU,
+// Hardswish, ELU, LeakyReLU, Mish, ...), whose backward stays the ordinary gradient. Counted by
+// op, in-place forms with the plain one ("relu" for relu_).
+struct ActivationCensus {
+  std::map<std::string, int64_t> rectifiers;
+  std::map<std::string, int64_t> others;
+  int64_t Rectifiers() const;
+  int64_t Others() const;
+};
+ActivationCensus CountActivations(torch::jit::Graph& graph);
+
+}  // namespace netlens

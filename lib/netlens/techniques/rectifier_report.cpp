@@ -1,0 +1,66 @@
+#include "netlens/techniques/rectifier_report.h"
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "netlens/core/log.h"
+#include "netlens/model/graph.h"
+
+namespace netlens {
+namespace {
+
+std::string Kinds(const std::map<std::string, int64_t>& counts) {
+  std::string out;
+  for (const auto& [op, n] : counts) out += (out.empty() ? "" : ", ") + op + " " + std::to_string(n);
+  return out;
+}
+
+struct Known {
+  c10::weak_intrusive_ptr<c10::ivalue::Object> module;  // expired: another model at this address
+  ActivationCensus census;
+  std::vector<BackwardRule> said;  // rules already described in the log
+};
+
+}  // namespace
+
+nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
+  static std::mutex mutex;
+  static std::vector<Known> known;
+  const c10::intrusive_ptr<c10::ivalue::Object> object = model.module()._ivalue();
+  std::lock_guard<std::mutex> lock(mutex);
+  Known* entry = nullptr;
+  for (auto& k : known)
+    if (!k.module.expired() && k.module.lock().get() == object.get()) entry = &k;
+  if (!entry) {
+    known.erase(std::remove_if(known.begin(), known.end(), [](const Known& k) { return k.module.expired(); }),
+                known.end());
+    known.push_back({c10::weak_intrusive_ptr<c10::ivalue::Object>(object),
+                     CountActivations(*InlinedForward(model.module())), {}});
+    entry = &known.back();
+  }
+  const ActivationCensus& census = entry->census;
+  const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : "guided";
+  if (std::find(entry->said.begin(), entry->said.end(), rule) == entry->said.end()) {
+    entry->said.push_back(rule);
+    if (census.Rectifiers() == 0) {
+      Log().warn("{}: the model has no ReLU-like activation to rewrite{}, so the {} rule changes nothing and "
+                 "the map equals the vanilla gradient (saliency)",
+                 name, census.Others() ? " (it has " + Kinds(census.others) + ")" : "", name);
+    } else if (census.Others() > 0) {
+      Log().warn("{}: the rule replaces {} rectifier(s) ({}) and leaves {} other activation(s) with their "
+                 "ordinary gradient ({}): the map is partly the vanilla gradient",
+                 name, census.Rectifiers(), Kinds(census.rectifiers), census.Others(), Kinds(census.others));
+    } else {
+      Log().info("{}: the rule replaces {} rectifier(s) ({}); the model has no other activation", name,
+                 census.Rectifiers(), Kinds(census.rectifiers));
+    }
+  }
+  return {{"rule", name},
+          {"rewritten", census.Rectifiers()},
+          {"rewritten_kinds", census.rectifiers},
+          {"left", census.Others()},
+          {"left_kinds", census.others}};
+}
+
+}  // namespace netlens

@@ -1,0 +1,16 @@
+// What the guided and deconvnet rules do to a model's activations: how many rectifiers they
+// replace, of which kinds, and which activations (SiLU, GELU, Hardswish, ...) keep their ordinary
+// gradient. Said once per model in the log (a warning when the map is partly or wholly the vanilla
+// gradient) and returned for each job's manifest (metrics.activations).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "netlens/model/model.h"
+#include "netlens/model/rectifier_op.h"
+
+namespace netlens {
+
+nlohmann::json RectifierReport(Model& model, BackwardRule rule);
+
+}  // namespace netlens
