@@ -1,11 +1,14 @@
 // Exact oracles for SmoothGrad, integrated gradients, occlusion, layer gradients and the CAM
 // variants on models small enough to compute by hand.
 #include <gtest/gtest.h>
+#include <filesystem>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "netlens/core/errors.h"
 #include "netlens/image/render.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/techniques/attribution_family.h"
+#include "netlens/techniques/common.h"
 #include "netlens/techniques/registry.h"
 #include "tests/techniques/fixtures.h"
 
@@ -48,8 +51,8 @@ TEST(IntegratedGradients, RulesMatchCaptum) {
   EXPECT_EQ(a, (std::vector<double>{0.125, 0.375, 0.625, 0.875}));
 }
 
-TEST(IntegratedGradients, CompletenessWithinOnePercentOnAReluNetwork) {
-  torch::manual_seed(1);
+// 3x4x4 -> 32 -> relu -> 32 -> relu -> 4, float64.
+std::shared_ptr<Model> ReluMlp() {
   torch::jit::Module m("Mlp", test::SharedUnit(), true);
   m.register_parameter("w1", torch::randn({32, 3 * 4 * 4}, torch::kFloat64) * 0.5, false);
   m.register_parameter("w2", torch::randn({32, 32}, torch::kFloat64) * 0.5, false);
@@ -59,7 +62,12 @@ TEST(IntegratedGradients, CompletenessWithinOnePercentOnAReluNetwork) {
       "    h = torch.relu(torch.matmul(torch.flatten(x, 1), self.w1.t()))\n"
       "    h = torch.relu(torch.matmul(h, self.w2.t()))\n"
       "    return torch.matmul(h, self.w3.t())\n");
-  auto model = test::SaveAndLoad(m, 3, 4, 4);
+  return test::SaveAndLoad(m, 3, 4, 4);
+}
+
+TEST(IntegratedGradients, CompletenessWithinOnePercentOnAReluNetwork) {
+  torch::manual_seed(1);
+  auto model = ReluMlp();
   const torch::Tensor x = torch::randn({1, 3, 4, 4}, torch::kFloat64);
   const auto out = RunTechnique("integrated-gradients", *model, x, 1, {{"steps", 50}});
   EXPECT_LT(out.metrics["completeness"]["relative_delta"].get<double>(), 0.01) << out.metrics.dump();
@@ -230,6 +238,164 @@ TEST(LayerGradient, ChannelAndNeuronGradientsMatchAutogradOfTheClosedForm) {
   want[0].slice(1, 1, 4).slice(2, 2, 5) += net.K[3];
   EXPECT_TRUE(test::AllClose(neuron.artifacts[0].tensor, want, 1e-12));
   EXPECT_THROW(RunTechnique("layer-gradient", *net.model, x, 0, {{"layer", "conv"}, {"channel", 4}}), UsageError);
+}
+
+// Layer conductance with a linear head after the layer: dF/dA is the constant V[t, c] / (h w), so
+// the sum over path steps telescopes to dF/dA * (A(p_n) - A(p_0)), and A is affine in x:
+// A(p_k) = A(b) + a_k (A(x) - A(b)). Trapezoid nodes run from 0 to 1; Gauss-Legendre's do not.
+// conv (2 -> 4 channels, 3x3, with bias) as module "conv" -> spatial mean -> fc (3 x 4), float64.
+struct LinearHead {
+  torch::Tensor K = torch::randn({4, 2, 3, 3}, torch::kFloat64), bias = torch::randn({4}, torch::kFloat64);
+  torch::Tensor V = torch::randn({3, 4}, torch::kFloat64);
+  std::shared_ptr<Model> model;
+  LinearHead() {
+    torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
+    conv.register_parameter("weight", K, false);
+    conv.register_parameter("bias", bias, false);
+    conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, self.bias)\n");
+    torch::jit::Module net("Net", test::SharedUnit(), true);
+    net.register_module("conv", conv);
+    net.register_parameter("v", V, false);
+    net.define("def forward(self, x):\n    return torch.matmul(self.conv.forward(x).mean([2, 3]), self.v.t())\n");
+    model = test::SaveAndLoad(net, 2, 6, 6);
+  }
+};
+
+TEST(LayerConductance, OfALinearHeadTelescopesToTheLayersChange) {
+  torch::manual_seed(11);
+  LinearHead head;
+  auto& model = head.model;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const torch::Tensor change = torch::conv2d(x, head.K);  // A(x) - A(0)
+  const torch::Tensor slope = (head.V[2] / 16).view({1, 4, 1, 1});
+  for (const auto& [method, span] : std::vector<std::pair<std::string, double>>{{"riemann_trapezoid", 1.0}, {"gausslegendre", 0.0}}) {
+    const auto out = RunTechnique("layer-conductance", *model, x, 2,
+                                  {{"layer", "conv"}, {"method", method}, {"steps", 9}, {"batch_size", 4}});
+    std::vector<double> alphas, weights;
+    IntegrationRule(method, 10, alphas, weights);
+    const double reach = span > 0 ? span : alphas.back() - alphas.front();
+    ASSERT_EQ(out.artifacts.size(), 2u);
+    const torch::Tensor units = out.artifacts[1].tensor;
+    EXPECT_TRUE(torch::allclose(units, slope * change * reach, 1e-12, 1e-12)) << method;
+    EXPECT_TRUE(torch::allclose(out.artifacts[0].tensor, units.sum(1, true), 1e-12, 1e-12));
+    if (span > 0)  // the whole change flows through the layer: completeness holds exactly
+      EXPECT_NEAR(out.metrics["completeness"]["delta"].get<double>(), 0, 1e-12);
+  }
+}
+
+std::shared_ptr<Model> SharedSqueezeNet64() {
+  const std::string file = test::SharedModels() + "/squeezenet1_0.pt";
+  if (!std::filesystem::exists(file)) return nullptr;
+  ModelRequest request;
+  request.path = file;
+  request.device = "cpu";
+  request.dtype = "float64";
+  return Model::Load(request);
+}
+
+// Captum's LayerConductance at SqueezeNet 1.0's features.12, 16 steps, zero baseline, float64,
+// from tools/check_captum_layer_methods.py (Captum on the eager copy of the same weights).
+TEST(LayerConductance, EqualsCaptumsOnSqueezeNet) {
+  auto model = SharedSqueezeNet64();
+  if (!model) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  auto gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64);
+  const auto out = RunTechnique("layer-conductance", *model, x, 281, {{"layer", "features.12"}, {"steps", 16}});
+  const torch::Tensor units = out.artifacts[1].tensor;
+  ASSERT_EQ(units.sizes(), (std::vector<int64_t>{1, 512, 13, 13}));
+  EXPECT_NEAR(units.sum().item<double>(), 1.5328268318539582, 1e-6);
+  EXPECT_NEAR(units.abs().sum().item<double>(), 4.652725054525776, 1e-6);
+  EXPECT_NEAR(units[0][445][1][12].item<double>(), 0.08017090901942046, 1e-6);
+  EXPECT_NEAR(units[0][445][10][12].item<double>(), 0.0778852375318552, 1e-6);
+  EXPECT_NEAR(units[0][122].sum().item<double>(), -0.789645137687452, 1e-6);
+  EXPECT_NEAR(units[0][195].sum().item<double>(), 0.6020220632989404, 1e-6);
+}
+
+// Internal influence of a linear head: the layer gradient is V[t, c] / (h w) at every path point,
+// and the rule's weights sum to 1, so the integral is that gradient, for every method.
+TEST(InternalInfluence, OfALinearHeadIsTheConstantLayerGradient) {
+  torch::manual_seed(12);
+  LinearHead head;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const torch::Tensor gradient = (head.V[1] / 16).view({1, 4, 1, 1}).expand({1, 4, 4, 4});
+  for (const char* method : {"gausslegendre", "riemann_left", "riemann_trapezoid"}) {
+    const auto out = RunTechnique("internal-influence", *head.model, x, 1,
+                                  {{"layer", "conv"}, {"method", method}, {"steps", 7}, {"batch_size", 3}});
+    ASSERT_EQ(out.artifacts.size(), 2u);
+    EXPECT_TRUE(torch::allclose(out.artifacts[1].tensor, gradient, 1e-12, 1e-12)) << method;
+    EXPECT_EQ(out.artifacts[0].kind, Artifact::Kind::kLayerMap);
+  }
+}
+
+// Captum's InternalInfluence at SqueezeNet 1.0's features.12, 16 steps, zero baseline, float64
+// (tools/check_captum_layer_methods.py).
+TEST(InternalInfluence, EqualsCaptumsOnSqueezeNet) {
+  auto model = SharedSqueezeNet64();
+  if (!model) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  auto gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64);
+  const auto out = RunTechnique("internal-influence", *model, x, 281, {{"layer", "features.12"}, {"steps", 16}});
+  const torch::Tensor units = out.artifacts[1].tensor;
+  EXPECT_NEAR(units.sum().item<double>(), -0.41514350556839363, 1e-9);
+  EXPECT_NEAR(units.abs().sum().item<double>(), 1.5095845389550793, 1e-9);
+  EXPECT_NEAR(units[0][180][0][11].item<double>(), -0.0011463651392194963, 1e-9);
+  EXPECT_NEAR(units[0][180].sum().item<double>(), -0.08378676604171283, 1e-9);
+  EXPECT_NEAR(units[0][144].sum().item<double>(), -0.06034499381273502, 1e-9);
+}
+
+// GradientSHAP of a linear model without noise: every draw gives (x - b_i) * w whatever its point,
+// so the mean is (x - mean of the drawn baselines) * w, with the draws the manifest counts.
+TEST(GradientShap, OfALinearModelIsInputMinusTheMeanDrawnBaselineTimesTheWeights) {
+  torch::manual_seed(13);
+  LinearModel lm(2, 5, 5, 3);
+  const torch::Tensor x = torch::randn({1, 2, 5, 5}, torch::kFloat64);
+  const auto out = RunTechnique("gradient-shap", *lm.model, x, 2,
+                                {{"baselines", {"zero", "uniform"}}, {"samples", 37}, {"batch_size", 8}, {"seed", 4}});
+  const Json& draws = out.metrics["baseline_draws"];
+  ASSERT_EQ(draws["zero"].get<int64_t>() + draws["uniform"].get<int64_t>(), 37);
+  EXPECT_GT(draws["zero"].get<int64_t>(), 0);
+  EXPECT_GT(draws["uniform"].get<int64_t>(), 0);
+  const torch::Tensor uniform = SeededUniform(x, 4);  // the model's mean 0 and std 1 leave it as is
+  const torch::Tensor mean_baseline = uniform * (draws["uniform"].get<double>() / 37);
+  const torch::Tensor expected = (x - mean_baseline) * lm.W[2].view({1, 2, 5, 5});
+  EXPECT_TRUE(torch::allclose(out.artifacts[0].tensor, expected, 1e-12, 1e-12));
+  EXPECT_NEAR(out.metrics["completeness"]["delta"].get<double>(), 0, 1e-10);
+  // Noise moves the attribution, and the same seed gives the same draws.
+  const auto noisy = RunTechnique("gradient-shap", *lm.model, x, 2, {{"baselines", {"zero", "uniform"}}, {"stdevs", 0.5}, {"samples", 8}, {"seed", 4}});
+  const auto again = RunTechnique("gradient-shap", *lm.model, x, 2, {{"baselines", {"zero", "uniform"}}, {"stdevs", 0.5}, {"samples", 8}, {"seed", 4}});
+  EXPECT_TRUE(torch::equal(noisy.artifacts[0].tensor, again.artifacts[0].tensor));
+  const auto clean = RunTechnique("gradient-shap", *lm.model, x, 2,
+                                  {{"baselines", {"zero", "uniform"}}, {"samples", 8}, {"seed", 4}});
+  EXPECT_EQ(noisy.metrics["baseline_draws"], clean.metrics["baseline_draws"]);
+  EXPECT_FALSE(torch::allclose(noisy.artifacts[0].tensor, clean.artifacts[0].tensor));
+  EXPECT_THROW(RunTechnique("gradient-shap", *lm.model, x, 2, {{"baselines", {"zeros"}}}), UsageError);
+}
+
+// With one baseline and no noise, GradientSHAP is a Monte Carlo estimate of integrated gradients
+// (the point on the segment uniform in [0, 1]): on a ReLU network it approaches IG's attribution
+// as the samples grow, and its completeness holds in expectation.
+TEST(GradientShap, WithOneBaselineApproachesIntegratedGradients) {
+  torch::manual_seed(1);
+  auto model = ReluMlp();
+  const torch::Tensor x = torch::randn({1, 3, 4, 4}, torch::kFloat64);
+  // A uniform-noise baseline: from zero, this bias-free ReLU net is linear along every ray and any
+  // point on the path has IG's gradient, which would make the test trivially pass.
+  const torch::Tensor ig =
+      RunTechnique("integrated-gradients", *model, x, 1, {{"steps", 64}, {"baseline", "uniform"}, {"seed", 9}})
+          .artifacts[0].tensor;
+  double previous = 1e9;
+  for (int64_t samples : {16, 4096}) {
+    const auto out = RunTechnique("gradient-shap", *model, x, 1,
+                                  {{"baselines", {"uniform"}}, {"samples", samples}, {"batch_size", 512}, {"seed", 9}});
+    const double error = ((out.artifacts[0].tensor - ig).norm() / ig.norm()).item<double>();
+    EXPECT_LT(error, previous) << samples;
+    if (samples == 16) EXPECT_GT(error, 0.02) << "a few draws must differ from IG, or the test proves nothing";
+    previous = error;
+    if (samples == 4096) {
+      EXPECT_LT(error, 0.05);
+      EXPECT_LT(out.metrics["completeness"]["relative_delta"].get<double>(), 0.05) << out.metrics.dump();
+    }
+  }
 }
 
 }  // namespace

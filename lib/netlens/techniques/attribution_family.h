@@ -9,6 +9,9 @@ TechniqueInfo SmoothGradTechnique();
 TechniqueInfo IntegratedGradientsTechnique();
 TechniqueInfo OcclusionTechnique();
 TechniqueInfo LayerGradientTechnique();
+TechniqueInfo LayerConductanceTechnique();
+TechniqueInfo InternalInfluenceTechnique();
+TechniqueInfo GradientShapTechnique();
 
 // Nodes and weights of the n-point Gauss-Legendre rule on [-1, 1], in float64 (ascending nodes).
 void GaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& weights);
@@ -16,5 +19,12 @@ void GaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& w
 // IG path points a_k in [0, 1] and weights w_k for `method` (Captum's approximation methods).
 void IntegrationRule(const std::string& method, int64_t steps, std::vector<double>& alphas,
                      std::vector<double>& weights);
+
+// The options of a path integral (steps, method, baseline, blur_sigma, batch_size, seed), shared
+// by integrated-gradients and layer-conductance, and the baseline they describe: zero (Captum's
+// default), black, blur, uniform (seeded) or an image file, in the model's input space.
+OptionTable IntegrationOptions();
+torch::Tensor IntegrationBaseline(TechniqueContext& ctx);
+torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind);
 
 }  // namespace netlens

@@ -70,10 +70,9 @@ void IntegrationRule(const std::string& method, int64_t n, std::vector<double>& 
   }
 }
 
-namespace {
+torch::Tensor IntegrationBaseline(TechniqueContext& ctx) { return BaselineOf(ctx, ctx.params.Str("baseline")); }
 
-torch::Tensor Baseline(TechniqueContext& ctx) {
-  const std::string kind = ctx.params.Str("baseline");
+torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind) {
   const torch::Tensor& x = ctx.input.tensor;
   const Model& model = ctx.model;
   if (kind == "zero") return torch::zeros_like(x);
@@ -93,15 +92,13 @@ torch::Tensor Baseline(TechniqueContext& ctx) {
     return (u - mean) / stdv;
   }
   if (!std::filesystem::exists(kind))
-    throw UsageError("integrated-gradients: baseline " + Quote(kind) +
+    throw UsageError("baseline " + Quote(kind) +
                      " is neither zero, black, blur, uniform nor an existing image file");
   return PrepareInput(kind, model, ParseResizePolicy(ctx.params.Str("resize"))).tensor;
 }
 
-}  // namespace
-
-TechniqueInfo IntegratedGradientsTechnique() {
-  OptionTable options{
+OptionTable IntegrationOptions() {
+  return {
       {"steps", OptionType::kInt, "number of path points", 50, {}, 1.0, 100000.0},
       {"method", OptionType::kString, "integration rule", "gausslegendre",
        {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"}},
@@ -109,15 +106,19 @@ TechniqueInfo IntegratedGradientsTechnique() {
        {}, {}, false, "", true},
       {"blur_sigma", OptionType::kFloat, "Gaussian sigma in pixels of the blur baseline", 10.0, {},
        0.1, 1000.0},
-      {"guided", OptionType::kBool, "integrate guided-backprop gradients", false},
       {"batch_size", OptionType::kInt, "path points per forward/backward pass", 16, {}, 1.0, 4096.0},
       {"seed", OptionType::kInt, "seed of the uniform baseline", 0, {}, 0.0, 4294967295.0},
   };
+}
+
+TechniqueInfo IntegratedGradientsTechnique() {
+  OptionTable options = IntegrationOptions();
+  options.insert(options.begin() + 4, {"guided", OptionType::kBool, "integrate guided-backprop gradients", false});
   return {"integrated-gradients", "integrated gradients along the path from a baseline", options,
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
             const torch::Tensor& x = ctx.input.tensor;
-            const torch::Tensor b = Baseline(ctx);
+            const torch::Tensor b = IntegrationBaseline(ctx);
             std::vector<double> alphas, weights;
             IntegrationRule(p.Str("method"), p.Int("steps"), alphas, weights);
             const auto opts = torch::TensorOptions().dtype(torch::kFloat64);

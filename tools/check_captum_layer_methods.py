@@ -1,0 +1,49 @@
+# Prints Captum's LayerConductance and InternalInfluence at SqueezeNet 1.0's features.12 for the
+# unit tests LayerConductance.EqualsCaptumsOnSqueezeNet and InternalInfluence.EqualsCaptumsOnSqueezeNet
+# (run from the repository root with Captum's source at CAPTUM=/path/to/captum and the shared
+# models at NETLENS_SHARED_MODELS): /usr/bin/python3 tools/check_captum_layer_methods.py
+# Captum hooks nn.Module layers, so the TorchScript model's weights go into torchvision's eager
+# SqueezeNet 1.0 behind the same preprocessing module (the shared model's `preprocess`).
+import os
+import sys
+
+import torch
+import torchvision
+
+sys.path.insert(0, os.environ.get("CAPTUM", "/tmp/captum"))
+from captum.attr import InternalInfluence, LayerConductance  # noqa: E402
+
+shared = os.environ.get("NETLENS_SHARED_MODELS", "../shared/models")
+scripted = torch.jit.load(os.path.join(shared, "squeezenet1_0.pt")).double().eval()
+
+
+class Eager(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.preprocess = scripted.preprocess
+        net = torchvision.models.squeezenet1_0()
+        state = {k: v for k, v in scripted.state_dict().items() if not k.startswith("preprocess.")}
+        net.load_state_dict(state)
+        net.classifier[1].padding = (1, 1)  # this Caffe-converted SqueezeNet pads its final conv
+        self.features, self.classifier = net.features, net.classifier
+
+    def forward(self, x):
+        return torch.flatten(self.classifier(self.features(self.preprocess(x))), 1)
+
+
+model = Eager().double().eval()
+x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+gap = float((model(x) - scripted(x)).abs().max())
+assert gap < 1e-9, gap
+target = 281
+for name, method in (("LayerConductance", LayerConductance), ("InternalInfluence", InternalInfluence)):
+    cond = method(model, model.features[12]).attribute(x, target=target, n_steps=16)
+    print(name, "shape", list(cond.shape))
+    print("sum", repr(float(cond.sum())))
+    print("abs_sum", repr(float(cond.abs().sum())))
+    flat = cond.flatten().abs()
+    for i in flat.topk(3).indices.tolist():
+        c, r = divmod(i, 13 * 13)
+        print("unit", c, r // 13, r % 13, repr(float(cond.flatten()[i])))
+    sums = cond.sum((2, 3))[0]
+    print("top3_channel_sums", [(c, repr(float(sums[c]))) for c in sums.abs().topk(3).indices.tolist()])
