@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libopencv-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
+  libtorch-dev libopencv-dev libopencv-contrib-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
   libfmt-dev libgtest-dev
   python3-torch python3-torchvision python3-numpy
   python3-jsonschema python3-yaml

@@ -183,6 +183,7 @@ TEST(Cli, BadInputGivesExitCodeTwoAndAClearMessage) {
   const std::string dir = test::TempDir("bad");
   test::WriteText(dir + "/model.pt", "this is text, not a model");
   test::WriteText(dir + "/broken.png", "\x89PNG garbage");
+  test::WriteText(dir + "/one.npy", NpyBytes(torch::zeros({224, 224}, torch::kInt64)));
   const std::string model = " --model " + Shared("squeezenet1_0.pt");
   const std::string cat = " --image " + Shared("images/cat.png");
   const std::string out = " --out " + dir + "/out";
@@ -200,6 +201,11 @@ TEST(Cli, BadInputGivesExitCodeTwoAndAClearMessage) {
       {"saliency" + model + out, "missing required option \"image\""},
       {"gradcam" + model + cat + " --layr features.12" + out, "did you mean \"--layer\""},
       {"saliency" + model + cat + " --device cuda:7" + out, "cuda:7"},
+      // A baseline image of another size than the input names both sizes.
+      {"integrated-gradients" + model + cat + " --resize none --baseline " + Shared("images/scream.jpg") + out,
+       "is 352x448 after preprocessing, the image 512x341"},
+      {"lime" + model + cat + " --feature-mask " + dir + "/one.npy" + out, "gives 1 superpixel"},
+      {"kernel-shap" + model + cat + " --feature-mask " + dir + "/model.pt" + out, "feature mask"},
   };
   for (const auto& c : cases) {
     const Result r = RunNetlens(c.args);
@@ -299,6 +305,10 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
       {"layer-gradient", "--layer layer2.0.conv1 --channel 3"},
       {"deconvnet", "--target 3,5"},
       {"input-x-gradient", ""},
+      {"feature-ablation", "--segments 16"},
+      {"kernel-shap", "--segments 16 --samples 64"},
+      {"lime", "--segments 16 --samples 64 --baseline mean"},
+      {"gradient-shap", "--samples 8"},
   };
   std::string yaml = "model: " + Shared("resnet20_cifar10.scripted.pt") + "\ninput_size: 32\nimage: " +
                      Shared("images/chelsea.png") + "\nout: " + dir + "/batch\ntasks:\n";

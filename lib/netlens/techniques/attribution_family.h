@@ -12,6 +12,9 @@ TechniqueInfo LayerGradientTechnique();
 TechniqueInfo LayerConductanceTechnique();
 TechniqueInfo InternalInfluenceTechnique();
 TechniqueInfo GradientShapTechnique();
+TechniqueInfo FeatureAblationTechnique();  // superpixels.h: segmentation and baselines
+TechniqueInfo KernelShapTechnique();
+TechniqueInfo LimeTechnique();
 
 // Nodes and weights of the n-point Gauss-Legendre rule on [-1, 1], in float64 (ascending nodes).
 void GaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& weights);

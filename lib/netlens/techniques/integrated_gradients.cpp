@@ -94,7 +94,14 @@ torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind) {
   if (!std::filesystem::exists(kind))
     throw UsageError("baseline " + Quote(kind) +
                      " is neither zero, black, blur, uniform nor an existing image file");
-  return PrepareInput(kind, model, ParseResizePolicy(ctx.params.Str("resize"))).tensor;
+  const torch::Tensor b = PrepareInput(kind, model, ParseResizePolicy(ctx.params.Str("resize"))).tensor;
+  if (b.sizes() != x.sizes()) {
+    const auto size = [](const torch::Tensor& t) { return std::to_string(t.size(-1)) + "x" + std::to_string(t.size(-2)); };
+    throw UsageError("baseline " + Quote(kind) + " is " + size(b) + " after preprocessing, the image " + size(x) +
+                     ": give a baseline of the image's size, or let --resize crop or fit bring both to the model's "
+                     "input size");
+  }
+  return b.to(x.device(), x.scalar_type());
 }
 
 OptionTable IntegrationOptions() {
