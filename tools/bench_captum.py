@@ -5,7 +5,8 @@ that docs/performance.md can put the two side by side (same machine, same LibTor
     PYTHONPATH=/path/to/captum /usr/bin/python3 tools/bench_captum.py resnet18.pt cat.png
 
 Captum is not a dependency of netlens and is not installed by tools/setup.sh: bring its source
-(any release that supports torch 1.13) and point PYTHONPATH at it. Preprocessing mirrors
+(any release that supports torch 1.13) and point PYTHONPATH at it; kernel-shap and lime need
+scikit-learn (Debian python3-sklearn). Preprocessing mirrors
 netlens' default (shorter side to 256, centre crop 224, ImageNet mean/std). Prints one row per
 technique: median milliseconds of the attribution call over --repeat runs (after one warm-up).
 """
@@ -59,7 +60,8 @@ def main():
     args = ap.parse_args()
 
     import captum
-    from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+    from captum.attr import (FeatureAblation, IntegratedGradients, KernelShap, LayerGradCam, Lime, NoiseTunnel,
+                             Occlusion, Saliency)
 
     torch.set_num_threads(args.threads)
     import torchvision.models as tvm
@@ -75,6 +77,11 @@ def main():
     for part in args.layer.split("."):
         layer = getattr(layer, part)
 
+    # The 49 tiles of `netlens ... --segmentation grid --segments 49` as Captum's feature mask.
+    side = int(np.ceil(np.sqrt(x.shape[2] * x.shape[3] / 49)))
+    cols = (x.shape[3] + side - 1) // side
+    mask = ((torch.arange(x.shape[2]) // side).view(-1, 1) * cols + (torch.arange(x.shape[3]) // side).view(1, -1))
+    mask = mask.view(1, 1, x.shape[2], x.shape[3])
     rows = {
         "saliency": ("", lambda: Saliency(model).attribute(x, target=target)),
         "gradcam": (args.layer, lambda: LayerGradCam(model, layer).attribute(x, target=target)),
@@ -86,6 +93,12 @@ def main():
         "occlusion": ("window 15, stride 8, batch 32", lambda: Occlusion(model).attribute(
             x, target=target, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8),
             perturbations_per_eval=32)),
+        "feature-ablation": ("49 grid tiles, batch 32", lambda: FeatureAblation(model).attribute(
+            x, target=target, feature_mask=mask, perturbations_per_eval=32)),
+        "kernel-shap": ("49 grid tiles, 256 samples, batch 32", lambda: KernelShap(model).attribute(
+            x, target=target, feature_mask=mask, n_samples=256, perturbations_per_eval=32)),
+        "lime": ("49 grid tiles, 256 samples, batch 32", lambda: Lime(model).attribute(
+            x, target=target, feature_mask=mask, n_samples=256, perturbations_per_eval=32)),
     }
     only = [s for s in args.only.split(",") if s]
     print(f"captum {captum.__version__}, torch {torch.__version__}, {args.threads} threads")

@@ -4,12 +4,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "netlens/core/errors.h"
 #include "netlens/image/npy.h"
+#include "netlens/runner/common_options.h"
+#include "netlens/techniques/registry.h"
 #include "netlens/techniques/superpixels.h"
 #include "netlens/techniques/surrogate.h"
 #include "tests/techniques/fixtures.h"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 namespace netlens {
 namespace {
@@ -207,6 +213,97 @@ TEST(Superpixels, SlicFollowsThePicturesEdgesAndOneRegionIsRefused) {
   EXPECT_EQ(halves.metrics["superpixels"], 2);
   test::WriteText(dir + "/small.npy", NpyBytes(torch::zeros({24, 48}, torch::kInt64)));
   EXPECT_THROW(RunTechnique("lime", *lm.model, x, 0, {{"feature_mask", dir + "/small.npy"}}), UsageError);
+}
+
+// Captum on SqueezeNet 1.0 with the same 49 tiles as a mask (tools/check_captum_superpixels.py).
+struct CaptumSuperpixels {
+  Json reference;
+  std::shared_ptr<Model> model;
+  torch::Tensor x;
+  torch::Tensor tiles = torch::arange(224, torch::kLong).div(32, "floor");
+  bool Load(const std::string& dtype) {
+    const std::string file = test::SharedModels() + "/squeezenet1_0.pt";
+    if (!std::filesystem::exists(file)) return false;
+    std::ifstream in(std::string(NETLENS_SOURCE_DIR) + "/tests/data/captum_superpixels_squeezenet.json");
+    reference = Json::parse(in);
+    ModelRequest request;
+    request.path = file;
+    request.device = "cpu";
+    request.dtype = dtype;
+    model = Model::Load(request);
+    auto gen = at::detail::createCPUGenerator(5);
+    x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64).to(dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
+    tiles = tiles.view({-1, 1}) * 7 + tiles.view({1, -1});
+    return true;
+  }
+  torch::Tensor Captum(const std::string& key) const {
+    return torch::tensor(reference.at(key).get<std::vector<double>>(), torch::kFloat64);
+  }
+  torch::Tensor Netlens(const std::string& technique, Json options) {
+    options["segmentation"] = "grid";
+    options["segments"] = 49;
+    const auto out = RunTechnique(technique, *model, x, reference.at("target").get<int64_t>(), options);
+    return PerTile(out.artifacts[0].tensor.to(torch::kFloat64), tiles, 49);
+  }
+};
+
+double Correlation(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor ac = a - a.mean(), bc = b - b.mean();
+  return (ac.dot(bc) / (ac.norm() * bc.norm())).item<double>();
+}
+
+TEST(FeatureAblation, EqualsCaptumsOnSqueezeNet) {
+  CaptumSuperpixels c;
+  if (!c.Load("float64")) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  EXPECT_TRUE(test::AllClose(c.Netlens("feature-ablation", {{"batch_size", 16}}), c.Captum("feature_ablation"), 1e-9));
+}
+
+// KernelShap and Lime sample from Captum's global generator, so the test takes the samples Captum
+// drew and fitted (100 on/off vectors of the 49 tiles) as data: netlens' inputs for them give
+// the same outputs, Lime's kernel the same weights, and netlens' surrogates (least squares for
+// KernelShap, Lasso with alpha 0.01 for Lime) the coefficients scikit-learn finds in float64.
+TEST(KernelShapAndLime, FitCaptumsSamplesAsCaptumDoes) {
+  CaptumSuperpixels c;
+  if (!c.Load("float64")) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  const TechniqueInfo& lime = FindTechnique("lime");
+  Diagnostics diag;
+  const Json values = ValidateObject(Json::object(), {&lime.options}, "", nullptr, diag);
+  Params params({&CommonOptions(), &lime.options}, values);
+  InputImage input;
+  input.tensor = c.x;
+  TechniqueContext ctx{*c.model, input, c.reference.at("target").get<int64_t>(), params};
+  Superpixels sp;
+  sp.labels = c.tiles;
+  sp.count = 49;
+  for (const std::string name : {"kernel_shap", "lime"}) {
+    const Json& r = c.reference.at(name);
+    const auto rows = r.at("coalitions").get<std::vector<std::string>>();
+    torch::Tensor z = torch::zeros({static_cast<int64_t>(rows.size()), 49}, torch::kFloat64);
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (int64_t j = 0; j < 49; ++j) z[static_cast<int64_t>(i)][j] = rows[i][j] == '1' ? 1.0 : 0.0;
+    const torch::Tensor outputs = torch::tensor(r.at("outputs").get<std::vector<double>>(), torch::kFloat64);
+    const torch::Tensor weights = torch::tensor(r.at("weights").get<std::vector<double>>(), torch::kFloat64);
+    const torch::Tensor expected = torch::tensor(r.at("coefficients").get<std::vector<double>>(), torch::kFloat64);
+    const SuperpixelEvaluation e = EvaluateSuperpixels(ctx, torch::zeros_like(c.x), sp, z, 32);
+    // Captum hands its surrogate float32 copies of outputs and weights.
+    EXPECT_TRUE(torch::allclose(e.scores, outputs, 1e-6, 1e-6)) << name;
+    SurrogateFit fit;
+    if (name == "lime") {
+      const torch::Tensor kernel = torch::exp(-e.cosine_distance.square() / 2);
+      EXPECT_TRUE(torch::allclose(kernel, weights, 1e-6, 1e-7)) << name;
+      fit = FitSurrogate(z, outputs, weights, Regression::kLasso, 0.01);
+    } else {
+      fit = FitSurrogate(z, outputs, weights, Regression::kLeastSquares, 0);
+    }
+    // scikit-learn's fit of the same samples in float64, converged (as netlens solves it), and
+    // Captum's own result: its float32 least squares moves KernelShap's coefficients by 0.4% here,
+    // its Lasso stops at tolerance 1e-4 (1e-4 away).
+    const torch::Tensor exact = torch::tensor(r.at("coefficients_float64").get<std::vector<double>>(), torch::kFloat64);
+    const double error = ((fit.coefficients - exact).norm() / exact.norm()).item<double>();
+    EXPECT_LT(error, 1e-8) << name << ": netlens " << fit.coefficients.slice(0, 0, 5) << "\nscikit-learn "
+                           << exact.slice(0, 0, 5);
+    EXPECT_LT(((fit.coefficients - expected).norm() / expected.norm()).item<double>(), 1e-2) << name;
+  }
 }
 
 }  // namespace

@@ -101,7 +101,8 @@ int RunBench(const Params& p) {
     }
   };
   const int64_t occlusions = ((H - 32 + 15) / 16 + 1) * ((W - 32 + 15) / 16 + 1);
-  // Superpixel techniques: 49 grid tiles (k + 1 forwards) and 256 samples over SLIC superpixels.
+  // Superpixel techniques on 49 grid tiles (the mask tools/bench_captum.py gives Captum): k + 1
+  // forwards, and 256 samples.
   const int64_t side = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(H * W) / 49)));
   const int64_t tiles = ((H + side - 1) / side) * ((W + side - 1) / side);
   const std::vector<std::pair<Case, std::function<void()>>> cases{
@@ -119,8 +120,10 @@ int RunBench(const Params& p) {
        [&] { fwd(channels, 32); }},
       {{"feature-ablation", {{"segmentation", "grid"}, {"segments", 49}, {"batch_size", 32}},
         std::to_string(tiles + 1) + " fwd in batches of 32"}, [&] { fwd(tiles + 1, 32); }},
-      {{"kernel-shap", {{"samples", 256}, {"batch_size", 32}}, "256 fwd in batches of 32"}, [&] { fwd(256, 32); }},
-      {{"lime", {{"samples", 256}, {"batch_size", 32}}, "256 fwd in batches of 32"}, [&] { fwd(256, 32); }},
+      {{"kernel-shap", {{"segmentation", "grid"}, {"segments", 49}, {"samples", 256}, {"batch_size", 32}},
+        "256 fwd in batches of 32"}, [&] { fwd(256, 32); }},
+      {{"lime", {{"segmentation", "grid"}, {"segments", 49}, {"samples", 256}, {"batch_size", 32}},
+        "256 fwd in batches of 32"}, [&] { fwd(256, 32); }},
       {{"evaluate", {{"techniques", {"gradcam"}}, {"steps", 50}, {"batch_size", 32}},
         "gradcam's fwd+bwd + 2 x 51 fwd in batches of 32"}, [&] { fb(1, 1); fwd(51, 32); fwd(51, 32); }},
       {{"featurevis", {{"objective", fv_layer + ":1"}, {"steps", fv_steps}, {"frames", 0}, {"progress", "none"}},
