@@ -115,7 +115,7 @@ TEST(KernelShap, ApproachesTheEnumeratedShapleyValuesOfAReluNetwork) {
   const auto ablation = RunTechnique("feature-ablation", *model, x, 0, {{"segmentation", "grid"}, {"segments", 4}});
   ASSERT_GT((PerTile(ablation.artifacts[0].tensor, tiles, 4) - exact).norm().item<double>(), 1e-3 * exact.norm().item<double>());
   double previous = 1e9;
-  for (int64_t samples : {12, 3000}) {
+  for (int64_t samples : {12, 20000}) {
     const auto out = RunTechnique("kernel-shap", *model, x, 0,
                                   {{"segmentation", "grid"}, {"segments", 4}, {"samples", samples}, {"seed", 2}});
     const double error = ((PerTile(out.artifacts[0].tensor, tiles, 4) - exact).norm() / exact.norm()).item<double>();
@@ -124,7 +124,7 @@ TEST(KernelShap, ApproachesTheEnumeratedShapleyValuesOfAReluNetwork) {
     // Sampled coalitions with the Shapley kernel's weights: efficiency holds (the end points weigh 1e6).
     EXPECT_LT(std::abs(out.metrics["efficiency"]["relative_delta"].get<double>()), 1e-4) << out.metrics.dump();
   }
-  EXPECT_LT(previous, 0.02);
+  EXPECT_LT(previous, 0.02) << "the sampling error shrinks as 1 / sqrt(samples): 2.3% at 3000";
 }
 
 TEST(Lime, WithoutRegularizationRecoversALinearModelsShares) {
@@ -284,7 +284,7 @@ TEST(KernelShapAndLime, FitCaptumsSamplesAsCaptumDoes) {
     const torch::Tensor outputs = torch::tensor(r.at("outputs").get<std::vector<double>>(), torch::kFloat64);
     const torch::Tensor weights = torch::tensor(r.at("weights").get<std::vector<double>>(), torch::kFloat64);
     const torch::Tensor expected = torch::tensor(r.at("coefficients").get<std::vector<double>>(), torch::kFloat64);
-    const SuperpixelEvaluation e = EvaluateSuperpixels(ctx, torch::zeros_like(c.x), sp, z, 32);
+    const SuperpixelEvaluation e = EvaluateSuperpixels(ctx, torch::zeros_like(c.x), sp, z, 32, true);
     // Captum hands its surrogate float32 copies of outputs and weights.
     EXPECT_TRUE(torch::allclose(e.scores, outputs, 1e-6, 1e-6)) << name;
     SurrogateFit fit;

@@ -36,10 +36,9 @@ TechniqueInfo KernelShapTechnique() {
               const torch::Tensor m = torch::arange(1, k, torch::kFloat64);
               const torch::Tensor kernel = (k - 1) / (m * (k - m));
               const torch::Tensor sizes = torch::multinomial(kernel, n - 2, true, generator) + 1;
-              for (int64_t i = 2; i < n; ++i) {
-                const torch::Tensor order = torch::randperm(k, generator, torch::kLong);
-                z[i].index_fill_(0, order.slice(0, 0, sizes[i - 2].item<int64_t>()), 1);
-              }
+              // m regions uniformly: those whose random key ranks below m in their row.
+              const torch::Tensor ranks = torch::argsort(torch::argsort(torch::rand({n - 2, k}, generator, torch::kFloat64), /*dim=*/1, false), 1, false);
+              z.slice(0, 2).copy_((ranks < sizes.unsqueeze(1)).to(torch::kFloat64));
             }
             if (n < k + 1)
               Log().warn("kernel-shap: {} samples for {} superpixels leave the fit underdetermined (the minimum-norm "

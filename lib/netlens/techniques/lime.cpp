@@ -5,6 +5,8 @@
 // on/off vectors gives one coefficient per superpixel, spread over its pixels.
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <chrono>
+
 #include "netlens/core/log.h"
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/superpixels.h"
@@ -32,7 +34,7 @@ TechniqueInfo LimeTechnique() {
             const int64_t n = p.Int("samples");
             auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(p.Int("seed")));
             const torch::Tensor z = torch::bernoulli(torch::full({n, sp.count}, 0.5, torch::kFloat64), generator);
-            const SuperpixelEvaluation e = EvaluateSuperpixels(ctx, baseline, sp, z, p.Int("batch_size"));
+            const SuperpixelEvaluation e = EvaluateSuperpixels(ctx, baseline, sp, z, p.Int("batch_size"), true);
             const torch::Tensor d = p.Str("distance") == "cosine" ? e.cosine_distance : e.euclidean_distance;
             const double width = p.Float("kernel_width");
             const torch::Tensor weights = torch::exp(-d.square() / (2 * width * width));
@@ -40,8 +42,12 @@ TechniqueInfo LimeTechnique() {
               Log().warn("lime: every sample weighs almost nothing (largest weight {:.3g}): the kernel width {} is "
                          "small for {} distances of about {:.3g}; raise --kernel-width", weights.max().item<double>(),
                          width, p.Str("distance"), d.mean().item<double>());
+            const auto fit_start = std::chrono::steady_clock::now();
             const SurrogateFit fit = FitSurrogate(z, e.scores, weights, ParseRegression(p.Str("regression")),
                                                   p.Float("alpha"));
+            Log().info("lime: {} surrogate over {} samples fitted in {:.1f} ms{}", p.Str("regression"), n,
+                       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - fit_start).count(),
+                       fit.iterations > 0 ? " (" + std::to_string(fit.iterations) + " coordinate-descent sweeps)" : "");
             ctx.metrics["samples"] = n;
             ctx.metrics["surrogate"] = {{"r2", fit.r2},
                                         {"intercept", fit.intercept},

@@ -45,14 +45,14 @@ std::vector<Artifact> SegmentArtifacts(const TechniqueContext& ctx, const Superp
 torch::Tensor SuperpixelBaseline(TechniqueContext& ctx, const Superpixels& sp);
 
 // What the model says of the inputs z stands for, evaluated in chunks of `batch_size` without
-// autograd: the target logit of each (n, float64, CPU) and the distance of each input to the
-// unperturbed one (Lime's similarity kernel reads one of them).
+// autograd: the target logit of each (n, float64, CPU) and, with `distances`, the distance of
+// each input to the unperturbed one (Lime's similarity kernel reads one of them).
 struct SuperpixelEvaluation {
   torch::Tensor scores;
   torch::Tensor cosine_distance;     // 1 - cos(x, x'), inputs flattened
   torch::Tensor euclidean_distance;  // ||x - x'||
 };
 SuperpixelEvaluation EvaluateSuperpixels(TechniqueContext& ctx, const torch::Tensor& baseline, const Superpixels& sp,
-                                         const torch::Tensor& z, int64_t batch_size);
+                                         const torch::Tensor& z, int64_t batch_size, bool distances = false);
 
 }  // namespace netlens
