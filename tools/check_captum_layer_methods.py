@@ -1,5 +1,6 @@
-# Prints Captum's LayerConductance and InternalInfluence at SqueezeNet 1.0's features.12 for the
-# unit tests LayerConductance.EqualsCaptumsOnSqueezeNet and InternalInfluence.EqualsCaptumsOnSqueezeNet
+# Prints Captum's LayerConductance, InternalInfluence and NeuronConductance at SqueezeNet 1.0's
+# features.12 for the unit tests LayerConductance.EqualsCaptumsOnSqueezeNet,
+# InternalInfluence.EqualsCaptumsOnSqueezeNet and NeuronConductance.EqualsCaptumsOnSqueezeNet
 # (run from the repository root with Captum's source at CAPTUM=/path/to/captum and the shared
 # models at NETLENS_SHARED_MODELS): /usr/bin/python3 tools/check_captum_layer_methods.py
 # Captum hooks nn.Module layers, so the TorchScript model's weights go into torchvision's eager
@@ -11,7 +12,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.environ.get("CAPTUM", "/tmp/captum"))
-from captum.attr import InternalInfluence, LayerConductance  # noqa: E402
+from captum.attr import InternalInfluence, LayerConductance, NeuronConductance  # noqa: E402
 
 shared = os.environ.get("NETLENS_SHARED_MODELS", "../shared/models")
 scripted = torch.jit.load(os.path.join(shared, "squeezenet1_0.pt")).double().eval()
@@ -47,3 +48,12 @@ for name, method in (("LayerConductance", LayerConductance), ("InternalInfluence
         print("unit", c, r // 13, r % 13, repr(float(cond.flatten()[i])))
     sums = cond.sum((2, 3))[0]
     print("top3_channel_sums", [(c, repr(float(sums[c]))) for c in sums.abs().topk(3).indices.tolist()])
+
+# NeuronConductance of the unit (445, 1, 12), Captum's default method (riemann_trapezoid), 16 steps.
+attr = NeuronConductance(model, model.features[12]).attribute(x, neuron_selector=(445, 1, 12), target=target, n_steps=16)
+print("NeuronConductance sum", repr(float(attr.sum())))
+print("abs_sum", repr(float(attr.abs().sum())))
+flat = attr.flatten()
+for i in flat.abs().topk(3).indices.tolist():
+    c, r = divmod(i, 224 * 224)
+    print("input", c, r // 224, r % 224, repr(float(flat[i])))

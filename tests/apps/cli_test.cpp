@@ -309,6 +309,7 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
       {"kernel-shap", "--segments 16 --samples 64"},
       {"lime", "--segments 16 --samples 64 --baseline mean"},
       {"gradient-shap", "--samples 8"},
+      {"neuron-conductance", "--layer layer3 --steps 8"},
   };
   std::string yaml = "model: " + Shared("resnet20_cifar10.scripted.pt") + "\ninput_size: 32\nimage: " +
                      Shared("images/chelsea.png") + "\nout: " + dir + "/batch\ntasks:\n";

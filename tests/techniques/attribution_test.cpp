@@ -44,6 +44,7 @@ TEST(IntegratedGradients, RulesMatchCaptum) {
   double sum = 0;
   for (double v : w) sum += v;
   EXPECT_NEAR(sum, 1.0, 1e-13);
+  // Captum's points; the trapezoid rule's weights (Captum's are 0.1, 0.2, 0.2, 0.2, 0.1: docs).
   IntegrationRule("riemann_trapezoid", 5, a, w);
   EXPECT_EQ(a, (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
   EXPECT_EQ(w, (std::vector<double>{0.125, 0.25, 0.25, 0.25, 0.125}));
@@ -341,6 +342,60 @@ TEST(InternalInfluence, EqualsCaptumsOnSqueezeNet) {
   EXPECT_NEAR(units[0][180][0][11].item<double>(), -0.0011463651392194963, 1e-9);
   EXPECT_NEAR(units[0][180].sum().item<double>(), -0.08378676604171283, 1e-9);
   EXPECT_NEAR(units[0][144].sum().item<double>(), -0.06034499381273502, 1e-9);
+}
+
+// CamNet's unit A_n = conv(x)[k, i, j] is linear in x (its input gradient is K[k] placed at (i, j))
+// and dF_t/dA_n = V[t, k] [A_n > 0] / 16 keeps its sign along the ray from zero: with a rule whose
+// points are all > 0 and whose weights sum to 1, attr = x * V[t, k] [A_n(x) > 0] / 16 * K[k] at (i, j).
+TEST(NeuronConductance, OfAConvUnitIsTheInputTimesItsWeightedKernel) {
+  torch::manual_seed(21);
+  CamNet net;
+  const torch::Tensor x = torch::randn({1, 2, 6, 6}, torch::kFloat64);
+  const torch::Tensor a = net.A(x);
+  int checked = 0;
+  for (int64_t k = 0; k < 4; ++k) {
+    const int64_t i = k % 4, j = (k * 3) % 4;
+    const bool on = a[0][k][i][j].item<double>() > 0;
+    torch::Tensor window = torch::zeros({1, 2, 6, 6}, torch::kFloat64);
+    window[0].slice(1, i, i + 3).slice(2, j, j + 3).copy_(net.K[k]);
+    const torch::Tensor expected = x * window * (on ? net.V[1][k].item<double>() / 16 : 0.0);
+    for (const char* method : {"gausslegendre", "riemann_right"}) {
+      const auto out = RunTechnique("neuron-conductance", *net.model, x, 1,
+                                    {{"layer", "conv"}, {"channel", k}, {"neuron", {i, j}}, {"method", method},
+                                     {"steps", 5}, {"batch_size", 2}});
+      EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, expected, 1e-12)) << k << " " << method;
+      EXPECT_NEAR(out.metrics["unit_conductance"].get<double>(), expected.sum().item<double>(), 1e-12);
+    }
+    checked += on;
+  }
+  EXPECT_GT(checked, 0) << "no unit was active: the test would only check zeros";
+  // The default unit is the most active channel at its peak; a channel out of range is refused.
+  const auto chosen = RunTechnique("neuron-conductance", *net.model, x, 1, {{"layer", "conv"}});
+  const int64_t best = a[0].mean({1, 2}).argmax().item<int64_t>();
+  EXPECT_EQ(chosen.metrics["unit"]["channel"], best);
+  const int64_t peak = a[0][best].flatten().argmax().item<int64_t>();
+  EXPECT_EQ(chosen.metrics["unit"]["position"], Json::array({peak / 4, peak % 4}));
+  EXPECT_THROW(RunTechnique("neuron-conductance", *net.model, x, 1, {{"layer", "conv"}, {"channel", 4}}), UsageError);
+  EXPECT_THROW(RunTechnique("neuron-conductance", *net.model, x, 1, {{"layer", "conv"}, {"neuron", {4, 0}}}), UsageError);
+}
+
+// Captum's NeuronConductance of SqueezeNet 1.0's unit features.12 (445, 1, 12), its default rule
+// riemann_trapezoid, 16 steps, zero baseline, float64 (tools/check_captum_layer_methods.py).
+// Captum's trapezoid weights are 1/n (halved ends), summing to 15/16 here; netlens' are the
+// trapezoid rule's 1/(n-1): the same points, every weight 16/15 of Captum's.
+TEST(NeuronConductance, EqualsCaptumsOnSqueezeNet) {
+  auto model = SharedSqueezeNet64();
+  if (!model) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  auto gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64);
+  const auto out = RunTechnique("neuron-conductance", *model, x, 281,
+                                {{"layer", "features.12"}, {"channel", 445}, {"neuron", {1, 12}}, {"steps", 16}});
+  const torch::Tensor attr = out.artifacts[0].tensor * (15.0 / 16.0);
+  EXPECT_NEAR(attr.sum().item<double>(), 0.07122250171774566, 1e-9);
+  EXPECT_NEAR(attr.abs().sum().item<double>(), 2.7900130203247118, 1e-9);
+  EXPECT_NEAR(attr[0][0][12][179].item<double>(), 0.00594879539136207, 1e-12);
+  EXPECT_NEAR(attr[0][1][14][192].item<double>(), 0.004613679781684491, 1e-12);
+  EXPECT_NEAR(attr[0][0][34][215].item<double>(), 0.004020443698178637, 1e-12);
 }
 
 // GradientSHAP of a linear model without noise: every draw gives (x - b_i) * w whatever its point,

@@ -11,6 +11,7 @@ TechniqueInfo OcclusionTechnique();
 TechniqueInfo LayerGradientTechnique();
 TechniqueInfo LayerConductanceTechnique();
 TechniqueInfo InternalInfluenceTechnique();
+TechniqueInfo NeuronConductanceTechnique();
 TechniqueInfo GradientShapTechnique();
 TechniqueInfo FeatureAblationTechnique();  // superpixels.h: segmentation and baselines
 TechniqueInfo KernelShapTechnique();

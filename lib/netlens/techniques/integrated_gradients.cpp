@@ -1,7 +1,8 @@
 // Integrated gradients (Sundararajan et al. 2017), as Captum's IntegratedGradients:
 // attr = (x - b) * sum_k w_k * grad f_t(b + a_k (x - b)), path points evaluated in batches.
 // Methods: gausslegendre (default: a_k = (1 + node_k) / 2, w_k = weight_k / 2, nodes in float64),
-// riemann_left / right / middle / trapezoid (w_k = 1 / n, trapezoid halves the end weights).
+// riemann_left / right / middle (w_k = 1 / n) and trapezoid (the trapezoid rule on n equally
+// spaced points: w_k = 1 / (n - 1), end weights halved; Captum's weighs 1 / n, see docs).
 // Baselines: zero (Captum's default, 0 in the normalized input space), black (a black image),
 // blur (the input blurred), uniform (uniform noise image, seeded), or an image file.
 // The manifest gets the completeness delta sum(attr) - (f_t(x) - f_t(b)).
@@ -63,7 +64,8 @@ void IntegrationRule(const std::string& method, int64_t n, std::vector<double>& 
     else throw UsageError("integrated-gradients: unknown method " + Quote(method));
   }
   if (method == "riemann_trapezoid" && n > 1) {
-    // Captum: linspace(0, 1, n) with step 1 / (n - 1); end points weigh half.
+    // linspace(0, 1, n) as Captum, with the trapezoid rule's step 1 / (n - 1) (Captum takes 1 / n,
+    // so its weights sum to (n - 1) / n: docs/techniques.md); end points weigh half.
     weights.assign(n, 1.0 / (n - 1));
     weights.front() *= 0.5;
     weights.back() *= 0.5;

@@ -32,6 +32,7 @@ const std::vector<TechniqueInfo>& Techniques() {
       LayerGradientTechnique(),
       LayerConductanceTechnique(),
       InternalInfluenceTechnique(),
+      NeuronConductanceTechnique(),
       GradientShapTechnique(),
       FeatureAblationTechnique(),
       KernelShapTechnique(),
