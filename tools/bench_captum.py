@@ -60,7 +60,7 @@ def main():
     args = ap.parse_args()
 
     import captum
-    from captum.attr import (FeatureAblation, IntegratedGradients, KernelShap, LayerGradCam, Lime, NoiseTunnel,
+    from captum.attr import (DeepLift, FeatureAblation, IntegratedGradients, KernelShap, LayerGradCam, Lime, NoiseTunnel,
                              Occlusion, Saliency)
 
     torch.set_num_threads(args.threads)
@@ -93,6 +93,7 @@ def main():
         "occlusion": ("window 15, stride 8, batch 32", lambda: Occlusion(model).attribute(
             x, target=target, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8),
             perturbations_per_eval=32)),
+        "deeplift": ("zero baseline", lambda: DeepLift(model).attribute(x, target=target, baselines=0.0)),
         "feature-ablation": ("49 grid tiles, batch 32", lambda: FeatureAblation(model).attribute(
             x, target=target, feature_mask=mask, perturbations_per_eval=32)),
         "kernel-shap": ("49 grid tiles, 256 samples, batch 32", lambda: KernelShap(model).attribute(

@@ -310,6 +310,8 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
       {"lime", "--segments 16 --samples 64 --baseline mean"},
       {"gradient-shap", "--samples 8"},
       {"neuron-conductance", "--layer layer3 --steps 8"},
+      {"deeplift", "--baseline blur"},
+      {"deeplift-shap", "--batch-size 2"},
   };
   std::string yaml = "model: " + Shared("resnet20_cifar10.scripted.pt") + "\ninput_size: 32\nimage: " +
                      Shared("images/chelsea.png") + "\nout: " + dir + "/batch\ntasks:\n";
@@ -340,6 +342,9 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
   EXPECT_EQ(m["jobs"].size(), runs.size() + 1);  // deconvnet has two targets
   const Json ig = ReadJson(dir + "/1/manifest.json")["jobs"][0];
   EXPECT_LT(ig["metrics"]["completeness"]["relative_delta"].get<double>(), 0.2) << ig["metrics"].dump();
+  // ResNet-20 is rectifiers, convolutions, batch norm and sums: DeepLIFT sums to the difference.
+  const Json deeplift = ReadJson(dir + "/" + std::to_string(runs.size() - 2) + "/manifest.json")["jobs"][0];
+  EXPECT_LT(deeplift["metrics"]["summation_to_delta"]["relative_delta"].get<double>(), 1e-4) << deeplift["metrics"].dump();
 }
 
 TEST(Cli, BenchPrintsATableWithRatios) {

@@ -284,15 +284,7 @@ TEST(LayerConductance, OfALinearHeadTelescopesToTheLayersChange) {
   }
 }
 
-std::shared_ptr<Model> SharedSqueezeNet64() {
-  const std::string file = test::SharedModels() + "/squeezenet1_0.pt";
-  if (!std::filesystem::exists(file)) return nullptr;
-  ModelRequest request;
-  request.path = file;
-  request.device = "cpu";
-  request.dtype = "float64";
-  return Model::Load(request);
-}
+std::shared_ptr<Model> SharedSqueezeNet64() { return test::SharedSqueezeNet("float64"); }
 
 // Captum's LayerConductance at SqueezeNet 1.0's features.12, 16 steps, zero baseline, float64,
 // from tools/check_captum_layer_methods.py (Captum on the eager copy of the same weights).

@@ -1,6 +1,7 @@
 // Models small enough to compute by hand, and running a registered technique as the CLI does.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,17 @@ inline Outcome RunTechnique(const std::string& name, Model& model, const torch::
   TechniqueContext ctx{model, input, target, params};
   auto artifacts = t.run(ctx);
   return {artifacts, ctx.metrics};
+}
+
+// The shared SqueezeNet 1.0 on the CPU in `dtype`, or null when ../shared/models is absent.
+inline std::shared_ptr<Model> SharedSqueezeNet(const std::string& dtype = "float64") {
+  const std::string file = SharedModels() + "/squeezenet1_0.pt";
+  if (!std::filesystem::exists(file)) return nullptr;
+  ModelRequest request;
+  request.path = file;
+  request.device = "cpu";
+  request.dtype = dtype;
+  return Model::Load(request);
 }
 
 // logits = flatten(x) W^T + b (float64): its input gradient for class t is exactly W[t].

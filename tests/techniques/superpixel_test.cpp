@@ -222,15 +222,10 @@ struct CaptumSuperpixels {
   torch::Tensor x;
   torch::Tensor tiles = torch::arange(224, torch::kLong).div(32, "floor");
   bool Load(const std::string& dtype) {
-    const std::string file = test::SharedModels() + "/squeezenet1_0.pt";
-    if (!std::filesystem::exists(file)) return false;
+    model = test::SharedSqueezeNet(dtype);
+    if (!model) return false;
     std::ifstream in(std::string(NETLENS_SOURCE_DIR) + "/tests/data/captum_superpixels_squeezenet.json");
     reference = Json::parse(in);
-    ModelRequest request;
-    request.path = file;
-    request.device = "cpu";
-    request.dtype = dtype;
-    model = Model::Load(request);
     auto gen = at::detail::createCPUGenerator(5);
     x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64).to(dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
     tiles = tiles.view({-1, 1}) * 7 + tiles.view({1, -1});

@@ -72,6 +72,27 @@ int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
   return static_cast<int64_t>(nodes.size());
 }
 
+// Under the deeplift rules: every max_pool2d becomes netlens::deeplift_max_pool2d (same inputs,
+// and whether it un-pools as Captum does).
+int64_t ReplaceMaxPools(Graph& graph, bool overwrite) {
+  std::vector<Node*> nodes;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (n->kind() == c10::Symbol::fromQualString("aten::max_pool2d") && n->inputs().size() == 6) nodes.push_back(n);
+  });
+  const auto op = c10::Symbol::fromQualString(kDeepLiftMaxPoolOp);
+  for (Node* n : nodes) {
+    torch::jit::WithInsertPoint guard(n);
+    std::vector<torch::jit::NamedValue> args;
+    for (Value* v : n->inputs()) args.emplace_back(v);
+    args.emplace_back(graph.insertConstant(overwrite));
+    Value* out = graph.insert(op, args);
+    out->node()->copyMetadata(n);
+    n->output()->replaceAllUsesWith(out);
+    n->destroy();
+  }
+  return static_cast<int64_t>(nodes.size());
+}
+
 bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
 
 // For each module path: the last tensor value produced inside it that is used outside of it.
@@ -236,6 +257,7 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
       if (tapped.insert(v).second) InsertAfter(*graph, v, aten::clone, {});
     }
     if (rule != BackwardRule::kVanilla) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
+    if (IsDeepLift(rule)) ReplaceMaxPools(*graph, rule == BackwardRule::kDeepLiftCaptum);
     std::vector<Value*> returned;
     if (with_output) returned.push_back(graph->outputs().at(0));
     returned.insert(returned.end(), values.begin(), values.end());

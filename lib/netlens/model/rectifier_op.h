@@ -4,16 +4,30 @@
 //   0 (vanilla)   grad_in = grad_out * [lo < x < hi]                 (the ordinary gradient)
 //   1 (guided)    grad_in = grad_out * [lo < x < hi] * [grad_out > 0] (Springenberg et al.)
 //   2 (deconvnet) grad_in = relu(grad_out)                            (Zeiler & Fergus)
+//   3 (deeplift)  the batch holds inputs and their references as halves [x; x0]; both halves get
+//                 grad_out * (y - y0) / (x - x0), or the ordinary gradient where |x - x0| < 1e-10
+//                 (the rescale rule of Shrikumar et al. 2017, as Captum's DeepLift)
+//   4 (deeplift, Captum's un-pooling) the same for rectifiers; see below for max-pooling
 // The lens puts this op in place of every relu, relu_, relu6 and hardtanh(0, max) of a graph
-// to change the backward rule of a whole model, whatever form its ReLUs take.
+// to change the backward rule of a whole model, whatever form its ReLUs take. Under the deeplift
+// rules it also puts netlens::deeplift_max_pool2d in place of max_pool2d: forward max_pool2d,
+// backward Captum's DeepLift rule for max-pooling (the differences of the pooled maxima of input
+// and reference, routed through both halves' arg-max positions, over the input difference). Rule
+// 3 routes by adding up what overlapping windows send to a shared arg-max, which keeps
+// summation-to-delta; rule 4 un-pools as Captum does (max_unpool2d: one window's value wins).
 #pragma once
 
 namespace netlens {
 
-enum class BackwardRule { kVanilla = 0, kGuided = 1, kDeconvnet = 2 };
+enum class BackwardRule { kVanilla = 0, kGuided = 1, kDeconvnet = 2, kDeepLift = 3, kDeepLiftCaptum = 4 };
 
-// The qualified op name, for graph rewriting.
+inline bool IsDeepLift(BackwardRule rule) {
+  return rule == BackwardRule::kDeepLift || rule == BackwardRule::kDeepLiftCaptum;
+}
+
+// The qualified op names, for graph rewriting.
 constexpr const char* kRectifierOp = "netlens::rectifier";
+constexpr const char* kDeepLiftMaxPoolOp = "netlens::deeplift_max_pool2d";
 
 // Makes sure the translation unit that registers the op is linked in.
 void EnsureRectifierOpRegistered();

@@ -13,6 +13,8 @@ TechniqueInfo LayerConductanceTechnique();
 TechniqueInfo InternalInfluenceTechnique();
 TechniqueInfo NeuronConductanceTechnique();
 TechniqueInfo GradientShapTechnique();
+TechniqueInfo DeepLiftTechnique();
+TechniqueInfo DeepLiftShapTechnique();
 TechniqueInfo FeatureAblationTechnique();  // superpixels.h: segmentation and baselines
 TechniqueInfo KernelShapTechnique();
 TechniqueInfo LimeTechnique();
@@ -23,6 +25,10 @@ void GaussLegendre(int64_t n, std::vector<double>& nodes, std::vector<double>& w
 // IG path points a_k in [0, 1] and weights w_k for `method` (Captum's approximation methods).
 void IntegrationRule(const std::string& method, int64_t steps, std::vector<double>& alphas,
                      std::vector<double>& weights);
+
+// A completeness check for the manifest: sum_attribution against logit_difference (the change of
+// the target logit the attribution should account for), delta and relative_delta.
+Json CompletenessMetrics(double sum_attribution, double logit_difference);
 
 // The options of a path integral (steps, method, baseline, blur_sigma, batch_size, seed), shared
 // by integrated-gradients and layer-conductance, and the baseline they describe: zero (Captum's

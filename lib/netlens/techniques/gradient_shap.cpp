@@ -56,10 +56,7 @@ TechniqueInfo GradientShapTechnique() {
             const torch::Tensor logits = BatchedLogits(ctx.model, torch::cat({x, b}), p.Int("batch_size")).select(1, ctx.target);
             const double expected = (logits[0] - logits.slice(0, 1).mean()).item<double>();
             const double total = attr.sum().item<double>();
-            ctx.metrics["completeness"] = {{"sum_attribution", total},
-                                           {"logit_difference", expected},
-                                           {"delta", total - expected},
-                                           {"relative_delta", std::abs(total - expected) / std::max(std::abs(expected), 1e-12)}};
+            ctx.metrics["completeness"] = CompletenessMetrics(total, expected);
             return std::vector<Artifact>{{"gradient_shap", attr}};
           }, BatchPass::kForwardBackward};
 }

@@ -106,6 +106,14 @@ torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind) {
   return b.to(x.device(), x.scalar_type());
 }
 
+Json CompletenessMetrics(double sum_attribution, double logit_difference) {
+  const double delta = sum_attribution - logit_difference;
+  return {{"sum_attribution", sum_attribution},
+          {"logit_difference", logit_difference},
+          {"delta", delta},
+          {"relative_delta", std::abs(delta) / std::max(std::abs(logit_difference), 1e-12)}};
+}
+
 OptionTable IntegrationOptions() {
   return {
       {"steps", OptionType::kInt, "number of path points", 50, {}, 1.0, 100000.0},
@@ -141,10 +149,7 @@ TechniqueInfo IntegratedGradientsTechnique() {
             const torch::Tensor ends = ctx.model.Logits(torch::cat({x, b}, 0)).select(1, ctx.target);
             const double expected = (ends[0] - ends[1]).item<double>();
             const double total = attr.sum().item<double>();
-            ctx.metrics["completeness"] = {{"sum_attribution", total},
-                                           {"logit_difference", expected},
-                                           {"delta", total - expected},
-                                           {"relative_delta", std::abs(total - expected) / std::max(std::abs(expected), 1e-12)}};
+            ctx.metrics["completeness"] = CompletenessMetrics(total, expected);
             return std::vector<Artifact>{{"integrated_gradients", attr}};
           }, BatchPass::kForwardBackward};
 }

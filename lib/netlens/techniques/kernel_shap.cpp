@@ -56,10 +56,7 @@ TechniqueInfo KernelShapTechnique() {
               if (spread > 0) r2 = 1 - (ys - fitted).square().sum().item<double>() / spread;
             }
             ctx.metrics["surrogate"] = {{"r2", r2}, {"intercept", fit.intercept}};
-            ctx.metrics["efficiency"] = {{"sum_attribution", total},
-                                         {"logit_difference", expected},
-                                         {"delta", total - expected},
-                                         {"relative_delta", std::abs(total - expected) / std::max(std::abs(expected), 1e-12)}};
+            ctx.metrics["efficiency"] = CompletenessMetrics(total, expected);
             std::vector<Artifact> out{{"kernel_shap", SpreadOverSuperpixels(fit.coefficients, sp, ctx.input.tensor)}};
             for (auto& a : SegmentArtifacts(ctx, sp, "kernel_shap")) out.push_back(a);
             return out;

@@ -49,10 +49,7 @@ TechniqueInfo LayerConductanceTechnique() {
             const torch::Tensor ends = ctx.model.Logits(torch::cat({x, b}, 0)).select(1, ctx.target);
             const double expected = (ends[0] - ends[1]).item<double>();
             const double total = conductance.sum().item<double>();
-            ctx.metrics["completeness"] = {{"sum_attribution", total},
-                                           {"logit_difference", expected},
-                                           {"delta", total - expected},
-                                           {"relative_delta", std::abs(total - expected) / std::max(std::abs(expected), 1e-12)}};
+            ctx.metrics["completeness"] = CompletenessMetrics(total, expected);
             Artifact map{"layer_conductance", conductance.sum(1, true), Artifact::Kind::kLayerMap, layer};
             Artifact units{"layer_conductance_units", conductance, Artifact::Kind::kRawOnly, layer};
             return std::vector<Artifact>{map, units};

@@ -40,17 +40,19 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
     entry = &known.back();
   }
   const ActivationCensus& census = entry->census;
-  const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : "guided";
+  const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : IsDeepLift(rule) ? "deeplift" : "guided";
+  const std::string plain = IsDeepLift(rule) ? "the gradient times (input - baseline), max-pooling aside"
+                                                            : "the vanilla gradient (saliency)";
   if (std::find(entry->said.begin(), entry->said.end(), rule) == entry->said.end()) {
     entry->said.push_back(rule);
     if (census.Rectifiers() == 0) {
       Log().warn("{}: the model has no ReLU-like activation to rewrite{}, so the {} rule changes nothing and "
-                 "the map equals the vanilla gradient (saliency)",
-                 name, census.Others() ? " (it has " + Kinds(census.others) + ")" : "", name);
+                 "the map equals {}",
+                 name, census.Others() ? " (it has " + Kinds(census.others) + ")" : "", name, plain);
     } else if (census.Others() > 0) {
       Log().warn("{}: the rule replaces {} rectifier(s) ({}) and leaves {} other activation(s) with their "
-                 "ordinary gradient ({}): the map is partly the vanilla gradient",
-                 name, census.Rectifiers(), Kinds(census.rectifiers), census.Others(), Kinds(census.others));
+                 "ordinary gradient ({}): the map is partly {}",
+                 name, census.Rectifiers(), Kinds(census.rectifiers), census.Others(), Kinds(census.others), plain);
     } else {
       Log().info("{}: the rule replaces {} rectifier(s) ({}); the model has no other activation", name,
                  census.Rectifiers(), Kinds(census.rectifiers));

@@ -34,6 +34,8 @@ const std::vector<TechniqueInfo>& Techniques() {
       InternalInfluenceTechnique(),
       NeuronConductanceTechnique(),
       GradientShapTechnique(),
+      DeepLiftTechnique(),
+      DeepLiftShapTechnique(),
       FeatureAblationTechnique(),
       KernelShapTechnique(),
       LimeTechnique(),

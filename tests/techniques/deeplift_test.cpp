@@ -1,0 +1,129 @@
+// Oracles for deeplift and deeplift-shap: a linear model, a one-hidden-layer ReLU network computed
+// by hand (every form of ReLU the lens rewrites), summation-to-delta through max-pooling, and the
+// rules written out in eager PyTorch on SqueezeNet 1.0.
+#include <gtest/gtest.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <filesystem>
+
+#include "netlens/core/errors.h"
+#include "netlens/techniques/common.h"
+#include "tests/techniques/fixtures.h"
+
+namespace netlens {
+namespace {
+
+using test::LinearModel;
+using test::RunTechnique;
+
+TEST(DeepLift, OfALinearModelIsInputMinusBaselineTimesTheWeights) {
+  torch::manual_seed(31);
+  LinearModel lm(2, 5, 5, 3);
+  const torch::Tensor x = torch::randn({1, 2, 5, 5}, torch::kFloat64);
+  const auto out = RunTechnique("deeplift", *lm.model, x, 1, {{"baseline", "uniform"}, {"seed", 3}});
+  const torch::Tensor b = SeededUniform(x, 3);  // mean 0, std 1: the uniform picture as it is
+  EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, (x - b) * lm.W[1].view({1, 2, 5, 5}), 1e-12));
+  EXPECT_NEAR(out.metrics["summation_to_delta"]["delta"].get<double>(), 0, 1e-10);
+  const auto shap = RunTechnique("deeplift-shap", *lm.model, x, 1, {{"baselines", {"zero", "uniform"}}, {"seed", 3}});
+  EXPECT_TRUE(test::AllClose(shap.artifacts[0].tensor, (x - b / 2) * lm.W[1].view({1, 2, 5, 5}), 1e-12));
+}
+
+// x (3x4x4) -> z = W1 x + b1 -> relu (as `form`) -> W2 -> 3 logits, float64.
+struct HiddenLayer {
+  torch::Tensor W1 = torch::randn({10, 48}, torch::kFloat64), b1 = torch::randn({10}, torch::kFloat64);
+  torch::Tensor W2 = torch::randn({3, 10}, torch::kFloat64);
+  std::shared_ptr<Model> model;
+  explicit HiddenLayer(const std::string& form) {
+    torch::jit::Module m("Hidden_" + form, test::SharedUnit(), true);
+    m.register_parameter("w1", W1, false);
+    m.register_parameter("b1", b1, false);
+    m.register_parameter("w2", W2, false);
+    const std::string z = "torch.matmul(torch.flatten(x, 1), self.w1.t()) + self.b1";
+    std::string body;
+    if (form == "relu") body = "    h = torch.relu(" + z + ")\n";
+    if (form == "relu_") body = "    h = " + z + "\n    h = torch.relu_(h)\n";
+    if (form == "relu6") body = "    h = torch.relu6(" + z + ")\n";
+    if (form == "hardtanh_") body = "    h = " + z + "\n    h = torch.hardtanh_(h, 0.0, 6.0)\n";
+    m.define("def forward(self, x):\n" + body + "    return torch.matmul(h, self.w2.t())\n");
+    model = test::SaveAndLoad(m, 3, 4, 4);
+  }
+  // The rescale rule by hand: m_j = (relu(z_j) - relu(z0_j)) / (z_j - z0_j).
+  torch::Tensor Hand(const torch::Tensor& x, const torch::Tensor& x0, int64_t t, double hi) const {
+    const torch::Tensor z = x.flatten().matmul(W1.t()) + b1, z0 = x0.flatten().matmul(W1.t()) + b1;
+    const auto act = [&](const torch::Tensor& v) { return hi > 0 ? v.clamp(0, hi) : v.clamp_min(0); };
+    const torch::Tensor m = (act(z) - act(z0)) / (z - z0);
+    return (x - x0) * (W2[t] * m).matmul(W1).view_as(x);
+  }
+};
+
+TEST(DeepLift, RescaleRuleOfAHiddenReluLayerEqualsTheHandComputationInEveryForm) {
+  torch::manual_seed(32);
+  for (const std::string form : {"relu", "relu_", "relu6", "hardtanh_"}) {
+    HiddenLayer net(form);
+    const torch::Tensor x = torch::randn({1, 3, 4, 4}, torch::kFloat64) * 2;
+    const torch::Tensor x0 = torch::zeros_like(x);
+    const auto out = RunTechnique("deeplift", *net.model, x, 2);
+    const torch::Tensor hand = net.Hand(x, x0, 2, form == "relu" || form == "relu_" ? 0.0 : 6.0);
+    EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, hand, 1e-12)) << form;
+    EXPECT_NEAR(out.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10) << form;
+    EXPECT_EQ(out.metrics["activations"]["rewritten"], 1) << form;
+    // Not the gradient times the difference: the test would prove nothing on a linear stretch.
+    const torch::Tensor g = RunTechnique("saliency", *net.model, x, 2).artifacts[0].tensor;
+    EXPECT_GT((hand - x * g).abs().max().item<double>(), 1e-3) << form;
+  }
+}
+
+// conv -> relu -> max_pool2d(3, 2, ceil_mode) -> relu_ -> mean -> fc: DeepLIFT's multipliers carry
+// f(x) - f(x0) exactly through Captum's max-pooling rule; the plain gradient does not.
+TEST(DeepLift, SumsToTheLogitDifferenceThroughMaxPooling) {
+  torch::manual_seed(33);
+  torch::jit::Module conv("DlConv", test::SharedUnit(), true);
+  conv.register_parameter("weight", torch::randn({6, 3, 3, 3}, torch::kFloat64), false);
+  conv.register_parameter("bias", torch::randn({6}, torch::kFloat64), false);
+  conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight, self.bias)\n");
+  torch::jit::Module net("DlPoolNet", test::SharedUnit(), true);
+  net.register_module("conv", conv);
+  net.register_parameter("v", torch::randn({4, 6}, torch::kFloat64), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    a = torch.relu(self.conv.forward(x))\n"
+      "    p = torch.max_pool2d(a, [3, 3], [2, 2], [0, 0], [1, 1], True)\n"
+      "    p = torch.relu_(p - 0.5)\n"
+      "    return torch.matmul(p.mean([2, 3]), self.v.t())\n");
+  auto model = test::SaveAndLoad(net, 3, 11, 11);
+  for (int64_t trial = 0; trial < 3; ++trial) {
+    const torch::Tensor x = torch::randn({1, 3, 11, 11}, torch::kFloat64);
+    const auto out = RunTechnique("deeplift", *model, x, trial, {{"baseline", "uniform"}, {"seed", trial}});
+    const Json& s = out.metrics["summation_to_delta"];
+    EXPECT_GT(std::abs(s["logit_difference"].get<double>()), 1e-3);
+    EXPECT_NEAR(s["relative_delta"].get<double>(), 0, 1e-10) << s.dump();
+    const auto shap = RunTechnique("deeplift-shap", *model, x, trial, {{"baselines", {"zero", "uniform", "black"}}, {"batch_size", 2}});
+    EXPECT_NEAR(shap.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10);
+  }
+}
+
+// DeepLIFT on SqueezeNet 1.0, zero baseline, target 281, float64, against the same rules written
+// out in eager PyTorch (tools/check_deeplift_rules.py): it sums to the logit difference.
+// --max-pool unpool un-pools with max_unpool2d, where one of two overlapping windows that share an
+// arg-max wins (SqueezeNet's 3x3 / 2 pools), and loses the sum (Captum's DeepLift, whose code
+// un-pools that way, sums to 0.34 here: docs/techniques.md).
+TEST(DeepLift, FollowsItsRulesOnSqueezeNet) {
+  auto model = test::SharedSqueezeNet("float64");
+  if (!model) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  auto gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64);
+  const auto out = RunTechnique("deeplift", *model, x, 281);
+  const Json& s = out.metrics["summation_to_delta"];
+  EXPECT_NEAR(s["logit_difference"].get<double>(), 1.7407768692733416, 1e-9);
+  EXPECT_LT(s["relative_delta"].get<double>(), 1e-6) << s.dump();
+  const torch::Tensor attr = out.artifacts[0].tensor;
+  EXPECT_NEAR(attr.sum().item<double>(), 1.740776869273342, 1e-9);
+  EXPECT_NEAR(attr.abs().sum().item<double>(), 127.67004805253792, 1e-9);
+  EXPECT_NEAR(attr[0][1][136][164].item<double>(), -0.0442652362076371, 1e-12);
+  const auto unpooled = RunTechnique("deeplift", *model, x, 281, {{"max_pool", "unpool"}});
+  EXPECT_GT(unpooled.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0.01);
+}
+
+}  // namespace
+}  // namespace netlens
