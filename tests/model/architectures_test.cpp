@@ -4,6 +4,8 @@
 // Also: real pretrained models from ../shared/models, float64 gradients equal plain autograd.
 #include <gtest/gtest.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -23,7 +25,7 @@ torch::Tensor ProbeInput() {  // as probe_input() in tools/export_test_models.py
   return (torch::arange(n, torch::kFloat64).fmod(251) / 251.0 - 0.5).view({1, 3, 64, 64}).to(torch::kFloat32);
 }
 
-std::shared_ptr<Model> LoadExport(const std::string& file) {
+std::shared_ptr<Model> LoadExport(const std::string& file, const std::string& dtype = "float32") {
   const std::string path = test::TestModels() + "/" + file;
   if (!fs::exists(path)) {
     if (std::getenv("NETLENS_REQUIRE_TEST_MODELS")) ADD_FAILURE() << "missing " << path;
@@ -32,6 +34,7 @@ std::shared_ptr<Model> LoadExport(const std::string& file) {
   ModelRequest request;
   request.path = path;
   request.device = "cpu";
+  request.dtype = dtype;
   return Model::Load(request);
 }
 
@@ -86,6 +89,21 @@ TEST_P(Architectures, FeaturevisRunsToTheLastConvolution) {
   const auto curve = outcome.metrics["objective_curve"].get<std::vector<double>>();
   EXPECT_EQ(curve.size(), 4u);
   for (double v : curve) EXPECT_TRUE(std::isfinite(v));
+}
+
+// DeepLIFT's multipliers carry f(x) - f(0) through every architecture's rectifiers, max-pools,
+// concatenations, batch norms and residual sums, traced and scripted (float64; relative error
+// 1e-15 here except GoogLeNet, whose random-weight logits move by 1e-11: 3e-8. The random-weight
+// SqueezeNet's output is constant; the pretrained one is DeepLift.FollowsItsRulesOnSqueezeNet).
+TEST_P(Architectures, DeepLiftSumsToTheLogitDifference) {
+  auto model = LoadExport(GetParam() + ".pt", "float64");
+  if (!model) GTEST_SKIP() << "export the test models first (tools/test.sh does)";
+  // A large input: random weights and batch norms at their initial statistics leave small logits.
+  const torch::Tensor x = torch::randn({1, 3, 64, 64}, at::detail::createCPUGenerator(7), torch::kFloat64) * 50;
+  const auto outcome = test::RunTechnique("deeplift", *model, x, 3);
+  const Json& s = outcome.metrics["summation_to_delta"];
+  EXPECT_LT(s["relative_delta"].get<double>(), 1e-6) << s.dump();
+  EXPECT_EQ(outcome.metrics["activations"]["rewritten"].get<int64_t>(), model->lens().RectifierCount());
 }
 
 INSTANTIATE_TEST_SUITE_P(
