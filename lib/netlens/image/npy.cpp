@@ -1,6 +1,8 @@
 #include "netlens/image/npy.h"
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
@@ -61,6 +63,22 @@ torch::Tensor ParseNpy(const std::string& bytes) {
   if (bytes.size() < 10 + len + nbytes) throw UsageError(".npy: file is truncated");
   std::memcpy(t.data_ptr(), bytes.data() + 10 + len, nbytes);
   return t;
+}
+
+torch::Tensor ReadNpyFile(const std::string& path, const std::string& name, double max_bytes,
+                          const std::string& bound) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(name + " is missing");
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<double>(in.tellg());
+  if (size > max_bytes) throw UsageError(name + " is " + FormatBytes(size) + ", larger than " + bound);
+  in.seekg(0);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    return ParseNpy(bytes);
+  } catch (const UsageError& e) {
+    throw UsageError(name + ": " + e.what());
+  }
 }
 
 }  // namespace netlens

@@ -16,4 +16,10 @@ std::string NpyBytes(const torch::Tensor& tensor);
 // and for reading baselines. Throws UsageError on anything else.
 torch::Tensor ParseNpy(const std::string& bytes);
 
+// The tensor in the .npy file `path`, read whole. Throws UsageError, led by `name` (e.g.
+// `map "a.npy"`), when the file is missing, larger than `max_bytes` (`bound` says what that
+// size stands for: "... is 3.1 MB, larger than <bound>"), or not a .npy ParseNpy reads.
+torch::Tensor ReadNpyFile(const std::string& path, const std::string& name, double max_bytes,
+                          const std::string& bound);
+
 }  // namespace netlens

@@ -139,7 +139,7 @@ torch::Tensor DeepLiftMaxPoolAutograd(const torch::Tensor& x, c10::IntArrayRef k
 torch::Tensor DeepLiftMaxPoolNoGrad(const torch::Tensor& x, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                                     c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode,
                                     bool /*overwrite*/) {
-  return at::max_pool2d(x, kernel, stride.empty() ? kernel : stride, padding, dilation, ceil_mode);
+  return at::max_pool2d(x, kernel, StrideOr(stride.vec(), kernel.vec()), padding, dilation, ceil_mode);
 }
 
 torch::Tensor RectifierAutograd(const torch::Tensor& x, double lo, double hi, int64_t rule) {

@@ -28,7 +28,6 @@
 // down and every map goes flat, so the average would be ~0 for all. The model is restored after.
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <iterator>
 #include <set>
 #include <map>
@@ -192,20 +191,8 @@ Artifact LoadedMap(const std::string& spec, const torch::Tensor& x) {
   const auto eq = spec.find('=');
   if (eq == std::string::npos) throw UsageError("maps: " + Quote(spec) + " is not LABEL=FILE.npy");
   const std::string file = spec.substr(eq + 1);
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw UsageError("map " + Quote(file) + " (" + spec.substr(0, eq) + ") is missing");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<double>(in.tellg());
-  if (size > 4.0 * static_cast<double>(x.numel()) * 8 + 4096)
-    throw UsageError("map " + Quote(file) + " is " + FormatBytes(size) + ", larger than any map of this input");
-  in.seekg(0);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  torch::Tensor t;
-  try {
-    t = ParseNpy(bytes);
-  } catch (const UsageError& e) {
-    throw UsageError("map " + Quote(file) + ": " + e.what());
-  }
+  const torch::Tensor t = ReadNpyFile(file, "map " + Quote(file) + " (" + spec.substr(0, eq) + ")",
+                                      4.0 * static_cast<double>(x.numel()) * 8 + 4096, "any map of this input");
   Artifact a{"", t.to(x.device(), x.scalar_type()), Artifact::Kind::kInputAttribution};
   if (t.sizes() == x.sizes()) return a;
   if (t.dim() == 4 && t.size(0) == 1 && t.size(1) == 1) {

@@ -19,9 +19,7 @@ TechniqueInfo FeatureAblationTechnique() {
             const torch::Tensor y = EvaluateSuperpixels(ctx, baseline, sp, z, ctx.params.Int("batch_size")).scores;
             const torch::Tensor drop = y[0] - y.slice(0, 1);
             ctx.metrics["ablations"] = sp.count;
-            std::vector<Artifact> out{{"feature_ablation", SpreadOverSuperpixels(drop, sp, ctx.input.tensor)}};
-            for (auto& a : SegmentArtifacts(ctx, sp, "feature_ablation")) out.push_back(a);
-            return out;
+            return SuperpixelArtifacts(ctx, sp, "feature_ablation", drop);
           }, BatchPass::kForward};
 }
 

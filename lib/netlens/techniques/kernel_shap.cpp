@@ -57,9 +57,7 @@ TechniqueInfo KernelShapTechnique() {
             }
             ctx.metrics["surrogate"] = {{"r2", r2}, {"intercept", fit.intercept}};
             ctx.metrics["efficiency"] = CompletenessMetrics(total, expected);
-            std::vector<Artifact> out{{"kernel_shap", SpreadOverSuperpixels(fit.coefficients, sp, ctx.input.tensor)}};
-            for (auto& a : SegmentArtifacts(ctx, sp, "kernel_shap")) out.push_back(a);
-            return out;
+            return SuperpixelArtifacts(ctx, sp, "kernel_shap", fit.coefficients);
           }, BatchPass::kForward};
 }
 

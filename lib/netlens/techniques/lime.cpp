@@ -54,9 +54,7 @@ TechniqueInfo LimeTechnique() {
                                         {"nonzero", (fit.coefficients != 0).sum().item<int64_t>()},
                                         {"mean_weight", weights.mean().item<double>()}};
             if (fit.iterations > 0) ctx.metrics["surrogate"]["iterations"] = fit.iterations;
-            std::vector<Artifact> out{{"lime", SpreadOverSuperpixels(fit.coefficients, sp, ctx.input.tensor)}};
-            for (auto& a : SegmentArtifacts(ctx, sp, "lime")) out.push_back(a);
-            return out;
+            return SuperpixelArtifacts(ctx, sp, "lime", fit.coefficients);
           }, BatchPass::kForward};
 }
 

@@ -4,8 +4,6 @@
 #include <opencv2/ximgproc/slic.hpp>
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
@@ -51,21 +49,8 @@ torch::Tensor Contiguous(const torch::Tensor& labels, int64_t& count) {
 }
 
 torch::Tensor ReadMask(const std::string& file, int64_t h, int64_t w) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw UsageError("feature mask " + Quote(file) + " is missing");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<double>(in.tellg());
-  if (size > 8.0 * static_cast<double>(h * w) + 4096)
-    throw UsageError("feature mask " + Quote(file) + " is " + FormatBytes(size) + ", larger than a mask of " +
-                     std::to_string(w) + "x" + std::to_string(h) + " labels");
-  in.seekg(0);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  torch::Tensor t;
-  try {
-    t = ParseNpy(bytes);
-  } catch (const UsageError& e) {
-    throw UsageError("feature mask " + Quote(file) + ": " + e.what());
-  }
+  torch::Tensor t = ReadNpyFile(file, "feature mask " + Quote(file), 8.0 * static_cast<double>(h * w) + 4096,
+                                "a mask of " + std::to_string(w) + "x" + std::to_string(h) + " labels");
   while (t.dim() > 2 && t.size(0) == 1) t = t.squeeze(0);
   if (t.dim() != 2 || t.size(0) != h || t.size(1) != w)
     throw UsageError("feature mask " + Quote(file) + " has shape " + c10::str(t.sizes()) + "; it must hold one label per pixel of the input, " +
@@ -175,7 +160,8 @@ torch::Tensor SpreadOverSuperpixels(const torch::Tensor& values, const Superpixe
   return per_pixel.view({1, 1, x.size(2), x.size(3)}).expand_as(x).contiguous();
 }
 
-std::vector<Artifact> SegmentArtifacts(const TechniqueContext& ctx, const Superpixels& sp, const std::string& name) {
+std::vector<Artifact> SuperpixelArtifacts(const TechniqueContext& ctx, const Superpixels& sp, const std::string& name,
+                                          const torch::Tensor& values) {
   const cv::Mat bgr = PictureOf(ctx);
   torch::Tensor rgb = torch::from_blob(bgr.data, {bgr.rows, bgr.cols, 3}, torch::kUInt8)
                           .to(torch::kFloat32).div(255).flip(2).permute({2, 0, 1}).contiguous();
@@ -187,7 +173,7 @@ std::vector<Artifact> SegmentArtifacts(const TechniqueContext& ctx, const Superp
   rgb = torch::where(border.unsqueeze(0), yellow, rgb);
   Artifact picture{name + "_segments", rgb.unsqueeze(0), Artifact::Kind::kPicture};
   Artifact labels{name + "_superpixels", l.to(torch::kFloat32).view({1, 1, l.size(0), l.size(1)}), Artifact::Kind::kRawOnly};
-  return {picture, labels};
+  return {{name, SpreadOverSuperpixels(values, sp, ctx.input.tensor)}, picture, labels};
 }
 
 torch::Tensor SuperpixelBaseline(TechniqueContext& ctx, const Superpixels& sp) {

@@ -36,9 +36,11 @@ torch::Tensor ComposeInputs(const torch::Tensor& x, const torch::Tensor& baselin
 // One value per superpixel (k) spread over its pixels and every channel: 1 x C x H x W like `x`.
 torch::Tensor SpreadOverSuperpixels(const torch::Tensor& values, const Superpixels& sp, const torch::Tensor& x);
 
-// The segmentation as data (`<name>_superpixels.npy`, the labels) and as a picture (`<name>_segments`:
-// the input with the superpixel borders drawn), for the output folder.
-std::vector<Artifact> SegmentArtifacts(const TechniqueContext& ctx, const Superpixels& sp, const std::string& name);
+// A technique's outputs: its map `<name>` (`values`, one per superpixel, spread over its pixels),
+// the segmentation as data (`<name>_superpixels.npy`, the labels) and as a picture
+// (`<name>_segments`: the input with the superpixel borders drawn).
+std::vector<Artifact> SuperpixelArtifacts(const TechniqueContext& ctx, const Superpixels& sp, const std::string& name,
+                                          const torch::Tensor& values);
 
 // The input with every superpixel switched off: --baseline as integrated-gradients reads it, or
 // `mean`, each superpixel filled with its own mean (per channel).
