@@ -3,37 +3,20 @@
 # NeuronConductance/DeepLift.EqualsCaptumsOnSqueezeNet
 # (run from the repository root with Captum's source at CAPTUM=/path/to/captum and the shared
 # models at NETLENS_SHARED_MODELS): /usr/bin/python3 tools/check_captum_layer_methods.py
-# Captum hooks nn.Module layers, so the TorchScript model's weights go into torchvision's eager
-# SqueezeNet 1.0 behind the same preprocessing module (the shared model's `preprocess`).
+# Captum hooks nn.Module layers: tools/squeezenet_eager.py puts the TorchScript model's weights into
+# torchvision's eager SqueezeNet 1.0 behind the same preprocessing module.
 import os
 import sys
 
 import torch
-import torchvision
+
+import squeezenet_eager
 
 sys.path.insert(0, os.environ.get("CAPTUM", "/tmp/captum"))
 from captum.attr import InternalInfluence, LayerConductance, NeuronConductance  # noqa: E402
 
-shared = os.environ.get("NETLENS_SHARED_MODELS", "../shared/models")
-scripted = torch.jit.load(os.path.join(shared, "squeezenet1_0.pt")).double().eval()
-
-
-class Eager(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.preprocess = scripted.preprocess
-        net = torchvision.models.squeezenet1_0()
-        state = {k: v for k, v in scripted.state_dict().items() if not k.startswith("preprocess.")}
-        net.load_state_dict(state)
-        net.classifier[1].padding = (1, 1)  # this Caffe-converted SqueezeNet pads its final conv
-        self.features, self.classifier = net.features, net.classifier
-
-    def forward(self, x):
-        return torch.flatten(self.classifier(self.features(self.preprocess(x))), 1)
-
-
-model = Eager().double().eval()
-x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+scripted, model = squeezenet_eager.load()
+x = squeezenet_eager.test_input()
 gap = float((model(x) - scripted(x)).abs().max())
 assert gap < 1e-9, gap
 target = 281

@@ -7,68 +7,85 @@ standard-normal 1x3x224x224 tensor of a CPU generator seeded 5, zero baseline, t
 
     NETLENS_SHARED_MODELS=../shared/models /usr/bin/python3 tools/check_deeplift_rules.py
 """
-import os
-
 import torch
 import torch.nn.functional as F
-import torchvision
-shared = os.environ.get("NETLENS_SHARED_MODELS", "../shared/models")
-scripted = torch.jit.load(os.path.join(shared, "squeezenet1_0.pt")).double().eval()
-EPS = 1e-10
-def halfdiff(t):
-    a, b = t.chunk(2); d = a - b; return torch.cat([d, d])
-class R(torch.autograd.Function):
+
+import squeezenet_eager
+
+EPS = 1e-10  # Captum's
+
+
+def half_difference(t):
+    """x - x0 of a batch [x; x0], repeated for both halves."""
+    a, b = t.chunk(2)
+    return torch.cat([a - b, a - b])
+
+
+class Rescale(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x); return x.clamp_min(0)
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
     @staticmethod
     def backward(ctx, g):
         x, = ctx.saved_tensors
-        ordinary = g * (x > 0).double()
-        dx = halfdiff(x); dy = halfdiff(x.clamp_min(0))
-        return torch.where(dx.abs() < EPS, ordinary, g * dy / dx)
-class MP(torch.autograd.Function):
+        dx, dy = half_difference(x), half_difference(x.clamp_min(0))
+        return torch.where(dx.abs() < EPS, g * (x > 0).double(), g * dy / dx)
+
+
+class MaxPoolRule(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, k, s, ceil):
-        ctx.save_for_backward(x); ctx.k, ctx.s, ctx.ceil = k, s, ceil
-        return F.max_pool2d(x, k, s, 0, 1, ceil)
+    def forward(ctx, x, kernel, stride, ceil_mode):
+        ctx.save_for_backward(x)
+        ctx.pool = (kernel, stride, 0, 1, ceil_mode)
+        return F.max_pool2d(x, *ctx.pool)
+
     @staticmethod
     def backward(ctx, g):
         x, = ctx.saved_tensors
-        out, idx = F.max_pool2d(x, ctx.k, ctx.s, 0, 1, ctx.ceil, True)
-        o1, o0 = out.chunk(2)
-        xm = torch.max(o1, o0)
-        do = torch.cat([xm - o0, o1 - xm])
-        un = torch.zeros_like(x).flatten(2).scatter_add_(2, idx.flatten(2), (g * do).flatten(2)).view_as(x)
-        u1, u0 = un.chunk(2); u = u1 + u0; u = torch.cat([u, u])
-        ordinary = torch.zeros_like(x).flatten(2).scatter_add_(2, idx.flatten(2), g.flatten(2)).view_as(x)
-        dx = halfdiff(x)
-        return torch.where(dx.abs() < EPS, ordinary, u / dx), None, None, None
-class Relu(torch.nn.Module):
-    def forward(self, x): return R.apply(x)
-class Pool(torch.nn.Module):
-    def __init__(self, m): super().__init__(); self.k, self.s, self.c = m.kernel_size, m.stride, m.ceil_mode
-    def forward(self, x): return MP.apply(x, self.k, self.s, self.c)
-def swap(mod):
-    for name, ch in mod.named_children():
-        if isinstance(ch, torch.nn.ReLU): setattr(mod, name, Relu())
-        elif isinstance(ch, torch.nn.MaxPool2d): setattr(mod, name, Pool(ch))
-        else: swap(ch)
-class Eager(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.preprocess = scripted.preprocess
-        net = torchvision.models.squeezenet1_0()
-        state = {k: v for k, v in scripted.state_dict().items() if not k.startswith("preprocess.")}
-        net.load_state_dict(state)
-        net.classifier[1].padding = (1, 1)
-        self.features, self.classifier = net.features, net.classifier
+        out, indices = F.max_pool2d(x, *ctx.pool, True)
+
+        def unpool(values):  # what windows route to a shared arg-max adds up
+            return torch.zeros_like(x).flatten(2).scatter_add_(2, indices.flatten(2), values.flatten(2)).view_as(x)
+
+        y, y0 = out.chunk(2)
+        top = torch.max(y, y0)
+        routed = unpool(g * torch.cat([top - y0, y - top]))
+        a, b = routed.chunk(2)
+        dx = half_difference(x)
+        return torch.where(dx.abs() < EPS, unpool(g), torch.cat([a + b, a + b]) / dx), None, None, None
+
+
+class ReLU(torch.nn.Module):
     def forward(self, x):
-        return torch.flatten(self.classifier(self.features(self.preprocess(x))), 1)
-model = Eager().double().eval(); swap(model)
-x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-xb = torch.cat([x, torch.zeros_like(x)]).requires_grad_(True)
-out = model(xb)
-out[:, 281].sum().backward()
-a = x * xb.grad[:1]
-print("DeepLIFT sum, abs sum, attr[0,1,136,164]:", float(a.sum()), float(a.abs().sum()), float(a[0,1,136,164]))
+        return Rescale.apply(x)
+
+
+class MaxPool(torch.nn.Module):
+    def __init__(self, pool):
+        super().__init__()
+        self.pool = (pool.kernel_size, pool.stride, pool.ceil_mode)
+
+    def forward(self, x):
+        return MaxPoolRule.apply(x, *self.pool)
+
+
+def replace_layers(module):
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.ReLU):
+            setattr(module, name, ReLU())
+        elif isinstance(child, torch.nn.MaxPool2d):
+            setattr(module, name, MaxPool(child))
+        else:
+            replace_layers(child)
+
+
+_, model = squeezenet_eager.load()
+replace_layers(model)
+x = squeezenet_eager.test_input()
+pairs = torch.cat([x, torch.zeros_like(x)]).requires_grad_(True)
+model(pairs)[:, 281].sum().backward()
+attr = x * pairs.grad[:1]
+print("DeepLIFT sum, abs sum, attr[0,1,136,164]:", repr(float(attr.sum())), repr(float(attr.abs().sum())),
+      repr(float(attr[0, 1, 136, 164])))
