@@ -28,12 +28,22 @@ def shrink_classifier(model, features):
     return model
 
 
+def narrow_vgg19():
+    """VGG-19's layout (configuration E: 16 convolutions, the same module paths features.0 ..
+    features.36 and classifier.*) with an eighth of the widths, so the style-transfer layer
+    defaults can be tested against VGG-19's names without its 550 MB of weights."""
+    cfg = [c // 8 if isinstance(c, int) else c for c in tvm.vgg.cfgs["E"]]
+    return shrink_classifier(tvm.vgg.VGG(tvm.vgg.make_layers(cfg), num_classes=10), 512 // 8 * 7 * 7)
+
+
 def build(name):
     torch.manual_seed(0)
     if name == "alexnet":
         return shrink_classifier(tvm.alexnet(num_classes=10), 256 * 6 * 6)
     if name == "vgg11":
         return shrink_classifier(tvm.vgg11(num_classes=10), 512 * 7 * 7)
+    if name == "vgg19":
+        return narrow_vgg19()
     if name == "resnet18":
         return tvm.resnet18(num_classes=10)
     if name == "densenet121":
@@ -47,7 +57,7 @@ def build(name):
     raise SystemExit(f"unknown architecture {name}")
 
 
-ALL = ["alexnet", "vgg11", "resnet18", "densenet121", "googlenet", "mobilenet_v2", "squeezenet1_0"]
+ALL = ["alexnet", "vgg11", "vgg19", "resnet18", "densenet121", "googlenet", "mobilenet_v2", "squeezenet1_0"]
 
 
 def probe_input():

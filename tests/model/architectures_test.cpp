@@ -109,7 +109,7 @@ TEST_P(Architectures, DeepLiftSumsToTheLogitDifference) {
 INSTANTIATE_TEST_SUITE_P(
     Torchvision, Architectures,
     ::testing::Values("alexnet.traced", "alexnet.scripted", "vgg11.traced", "vgg11.scripted",
-                      "resnet18.traced", "resnet18.scripted", "densenet121.traced",
+                      "vgg19.traced", "vgg19.scripted", "resnet18.traced", "resnet18.scripted", "densenet121.traced",
                       "densenet121.scripted", "googlenet.traced", "googlenet.scripted",
                       "mobilenet_v2.traced", "mobilenet_v2.scripted", "squeezenet1_0.traced",
                       "squeezenet1_0.scripted"),
@@ -118,6 +118,26 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(s.begin(), s.end(), '.', '_');
       return s;
     });
+
+// Style transfer without layer flags picks Gatys' classic set by VGG-19's module paths (a VGG-19
+// of narrow widths: the same layout and names as torchvision's): conv1_1, conv2_1, conv3_1,
+// conv4_1, conv5_1 for style and conv4_2 for content.
+TEST(Architectures, StyleDefaultsToGatysLayersOnVgg19) {
+  for (const char* kind : {"traced", "scripted"}) {
+    const std::string model = test::TestModels() + "/vgg19." + kind + ".pt";
+    if (!LoadExport(std::string("vgg19.") + kind + ".pt")) GTEST_SKIP();
+    const std::string out = test::TempDir(std::string("vgg19_style_") + kind);
+    const std::string assets = std::string(NETLENS_SOURCE_DIR) + "/assets/";
+    const auto r = test::Shell(std::string(NETLENS_BINARY) + " style --model " + model + " --content " + assets +
+                               "content/home.jpg --style " + assets + "style/the_kiss.jpg --size 64 --steps 2" +
+                               " --frames 0 --progress none --out " + out);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const Json layers = Json::parse(std::ifstream(out + "/manifest.json"))["jobs"][0]["metrics"]["layers"];
+    EXPECT_EQ(layers["content"], Json::parse(R"(["features.21"])")) << kind;
+    EXPECT_EQ(layers["style"], Json::parse(R"(["features.0", "features.5", "features.10", "features.19", "features.28"])"))
+        << kind;
+  }
+}
 
 TEST(Architectures, GuidedDiffersFromVanillaOnDenseNet) {
   for (const char* file : {"densenet121.traced.pt", "densenet121.scripted.pt"}) {
