@@ -10,7 +10,7 @@ PACKAGES=(
   python3-torch python3-torchvision python3-numpy
   python3-jsonschema python3-yaml
   dataset-fashion-mnist parallel
-  libopenblas0-pthread clang libclang-rt-14-dev libgif-dev libeigen3-dev
+  libopenblas0-openmp clang libclang-rt-14-dev libgif-dev libeigen3-dev
   chromium fonts-dejavu-core
 )
 

@@ -31,6 +31,12 @@ BlasInfo DetectBlas() {
   using ConfigFn = char* (*)();
   if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
     info.name = std::string("OpenBLAS (") + fn() + ")";
+    using ParallelFn = int (*)();
+    if (auto parallel = reinterpret_cast<ParallelFn>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"))) {
+      const int kind = parallel();
+      info.threading = kind == 0 ? "sequential" : kind == 1 ? "pthreads" : "OpenMP";
+      info.competing_threads = kind == 1;
+    }
   } else if (dlsym(RTLD_DEFAULT, "mkl_get_version") || dlsym(RTLD_DEFAULT, "MKL_Get_Version")) {
     info.name = "Intel MKL";
   } else if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) {
@@ -48,10 +54,14 @@ BlasInfo DetectBlas() {
 
 std::string DescribeBlas(const BlasInfo& info) {
   std::string text = "BLAS: " + info.name;
+  if (!info.threading.empty()) text += ", " + info.threading + " threads";
   if (!info.library.empty()) text += " from " + info.library;
+  if (info.competing_threads)
+    text += "; its thread pool competes with LibTorch's OpenMP threads (matrix products up to 2x "
+            "slower): install libopenblas0-openmp (Debian) and rebuild netlens, which then loads it";
   if (info.slow)
     text += "; this is the slow reference implementation: install OpenBLAS (Debian: apt-get "
-            "install libopenblas0-pthread) for 10-30x faster matrix products";
+            "install libopenblas0-openmp) for 10-30x faster matrix products";
   return text;
 }
 

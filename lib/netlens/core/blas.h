@@ -11,7 +11,12 @@ namespace netlens {
 struct BlasInfo {
   std::string library;  // real path of the loaded libblas / libopenblas / libmkl, or ""
   std::string name;     // "OpenBLAS 0.3.21 ...", "reference BLAS (netlib)", "MKL", "unknown"
+  std::string threading;  // OpenBLAS: "sequential", "pthreads" or "OpenMP"; else ""
   bool slow = false;    // the reference implementation
+  // OpenBLAS with its own pthread pool: on few cores its threads and LibTorch's OpenMP threads
+  // spin against each other around every matrix product (2.4x slower style-transfer steps on 2
+  // cores). The build links netlens to Debian's OpenMP OpenBLAS when it is installed.
+  bool competing_threads = false;
 };
 
 BlasInfo DetectBlas();

@@ -10,7 +10,26 @@ namespace {
 
 torch::Tensor Flat(const torch::Tensor& f) { return f.reshape({f.size(1), -1}); }  // C x hw
 
+// F F^T / n with a backward of one matrix product instead of autograd's two for mm(F, F^T): the
+// Gram matrix is symmetric in F, so dL/dF = (dL/dG + dL/dG^T) F / n. The products are most of a
+// style step on small networks (SqueezeNet at 256 px: as long as the convolutions' forward and
+// backward together).
+class SelfGram : public torch::autograd::Function<SelfGram> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& flat) {
+    ctx->save_for_backward({flat});
+    return torch::mm(flat, flat.t()).div_(static_cast<double>(flat.numel()));
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::Tensor flat = ctx->get_saved_variables()[0];
+    const torch::Tensor& g = grads[0];
+    return {torch::mm(g + g.t(), flat).div_(static_cast<double>(flat.numel()))};
+  }
+};
+
 torch::Tensor Gram(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.is_same(b)) return SelfGram::apply(Flat(a).contiguous());
   const torch::Tensor fa = Flat(a), fb = Flat(b);
   return torch::matmul(fa, fb.t()) / static_cast<double>(fa.numel());
 }

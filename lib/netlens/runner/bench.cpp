@@ -7,8 +7,13 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <thread>
+
+#include <unistd.h>
+
+#include <opencv2/imgcodecs.hpp>
 
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
@@ -16,6 +21,7 @@
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/runner.h"
 #include "netlens/techniques/common.h"
+#include "netlens/techniques/optvis_family.h"
 #include "netlens/techniques/registry.h"
 
 namespace netlens {
@@ -100,6 +106,32 @@ int RunBench(const Params& p) {
       torch::autograd::grad({a.select(1, 0).mean()}, {z});
     }
   };
+  // Style transfer: 32 L-BFGS steps (one loss evaluation each) of the bench image at 224 pixels
+  // on its longer side in the style of its colour negative (written to a temporary file, removed
+  // at the end); the floor is 32 forward+backward passes of such a picture to the deepest of the
+  // default layers.
+  const std::string style_image = (std::filesystem::temp_directory_path() /
+                                   ("netlens_bench_style_" + std::to_string(::getpid()) + ".png")).string();
+  struct RemoveFile {
+    std::string path;
+    ~RemoveFile() { std::error_code ec; std::filesystem::remove(path, ec); }
+  } remove_style_image{style_image};
+  cv::imwrite(style_image, cv::Scalar::all(255) - ReadImage(p.Strs("image")[0]));
+  const int64_t style_size = 224, style_steps = 32;
+  std::vector<std::string> style_layers, content_layers;
+  DefaultStyleLayers(*model, content_layers, style_layers);
+  auto style_floor = [&] {
+    torch::Tensor z = ToModelInputOf(LoadStylePicture(p.Strs("image")[0], style_size, *model), *model);
+    z.requires_grad_(true);
+    std::vector<std::string> layers = content_layers;
+    layers.insert(layers.end(), style_layers.begin(), style_layers.end());
+    for (int64_t i = 0; i < style_steps; ++i) {
+      torch::Tensor sum = torch::zeros({}, z.options());
+      for (const auto& a : model->lens().Forward(z, layers, BackwardRule::kVanilla, false).activations)
+        sum = sum + a.mean();
+      torch::autograd::grad({sum}, {z});
+    }
+  };
   const int64_t occlusions = ((H - 32 + 15) / 16 + 1) * ((W - 32 + 15) / 16 + 1);
   // Superpixel techniques on 49 grid tiles (the mask tools/bench_captum.py gives Captum): k + 1
   // forwards, and 256 samples.
@@ -131,6 +163,9 @@ int RunBench(const Params& p) {
         "32 fwd+bwd to the layer, batch 1"}, [&] { fv_floor(1); }},
       {{"featurevis", {{"objective", fv_layer + ":0..15"}, {"steps", fv_steps}, {"frames", 0}, {"progress", "none"}},
         "32 fwd+bwd to the layer, batch 16"}, [&] { fv_floor(16); }},
+      {{"style", {{"content", p.Strs("image")[0]}, {"style", Json::array({style_image})}, {"size", style_size}, {"steps", style_steps},
+                  {"frames", 0}, {"progress", "none"}},
+        "32 fwd+bwd to the deepest style layer"}, [&] { style_floor(); }},
   };
   std::cout << "model " << model->path() << ", input 1x" << x.size(1) << "x" << H << "x" << W << ", "
             << threads << " threads, device " << model->device().str() << ", dtype " << p.Str("dtype")

@@ -26,10 +26,9 @@
 
 namespace netlens {
 
-namespace {
 namespace fs = std::filesystem;
 
-torch::Tensor LoadPicture(const std::string& path, int64_t longer, const Model& model) {
+torch::Tensor LoadStylePicture(const std::string& path, int64_t longer, const Model& model) {
   cv::Mat bgr = ReadImage(path);
   const double f = static_cast<double>(longer) / std::max(bgr.rows, bgr.cols);
   cv::resize(bgr, bgr, cv::Size(std::max(8, static_cast<int>(std::lround(bgr.cols * f))),
@@ -37,6 +36,8 @@ torch::Tensor LoadPicture(const std::string& path, int64_t longer, const Model& 
              0, 0, f < 1 ? cv::INTER_AREA : cv::INTER_CUBIC);
   return optvis::PictureFromBgr(bgr, model.meta(), model.device(), model.dtype());
 }
+
+namespace {
 
 // Symmetric square root (and inverse) of a 3 x 3 covariance.
 torch::Tensor SymmetricPower(const torch::Tensor& cov, double power) {
@@ -62,10 +63,12 @@ torch::Tensor MatchColours(const torch::Tensor& style, const torch::Tensor& cont
   return (torch::matmul(a, flat - ms) + mc).clamp(0, 1).reshape(style.sizes()).to(style.scalar_type());
 }
 
+}  // namespace
+
 // Default layers from forward order: VGG-19's classic Gatys set when the model has VGG-19's
 // convolutions; otherwise five convolutions spread over the first 70% of them for style and the
 // one at 55% for content.
-void DefaultLayers(Model& model, std::vector<std::string>& content, std::vector<std::string>& style) {
+void DefaultStyleLayers(Model& model, std::vector<std::string>& content, std::vector<std::string>& style) {
   std::vector<std::string> convs;
   for (const auto& l : model.lens().layers())
     if (l.capturable && StartsWith(l.type, "Conv") && l.shape.size() == 4) convs.push_back(l.path);
@@ -85,13 +88,15 @@ void DefaultLayers(Model& model, std::vector<std::string>& content, std::vector<
   }
 }
 
+namespace {
+
 std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const Params& p = ctx.params;
   Model& model = ctx.model;
   std::vector<std::string> content_layers = p.IsSet("content_layer") ? p.Strs("content_layer") : std::vector<std::string>{};
   std::vector<std::string> style_layers = p.IsSet("style_layer") ? p.Strs("style_layer") : std::vector<std::string>{};
   const bool defaults = content_layers.empty() || style_layers.empty();
-  DefaultLayers(model, content_layers, style_layers);
+  DefaultStyleLayers(model, content_layers, style_layers);
   for (auto& l : content_layers) l = model.lens().Resolve(l);
   for (auto& l : style_layers) l = model.lens().Resolve(l);
   for (const auto& l : style_layers) {
@@ -110,7 +115,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const optvis::StyleMetric metric = optvis::ParseStyleMetric(p.Str("style_metric"));
 
   const int64_t size = p.Int("size");
-  const torch::Tensor content = LoadPicture(p.Str("content"), size, model);
+  const torch::Tensor content = LoadStylePicture(p.Str("content"), size, model);
   const int64_t h = content.size(2), w = content.size(3);
   CheckOptimizationMemory(p, model, "style", 1, h, w);
   std::vector<std::string> layers = content_layers;
@@ -135,20 +140,20 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(p.Int("seed")));
   {
     torch::NoGradGuard no_grad;
-    content_targets = features(content).first;
+    const auto [content_features, start_features] = features(content);
+    content_targets = content_features;
     for (const auto& path : styles) {
-      torch::Tensor s = LoadPicture(path, size, model);
+      torch::Tensor s = LoadStylePicture(path, size, model);
       if (p.Bool("preserve_color")) s = MatchColours(s, content);
       style_pictures.push_back(s);
       targets.push_back(optvis::StyleStatistics(features(s).second, metric));
     }
     const auto ref = features(optvis::Resized(style_pictures[0], h, w)).first;
     for (size_t i = 0; i < ref.size(); ++i) content_ref += (ref[i] - content_targets[i]).pow(2).mean().item<double>();
-    const auto start = features(content).second;
     for (const auto& t : targets) {
       auto g = generator;
       std::vector<double> r;
-      for (const auto& l : optvis::StyleLosses(start, t, metric, g)) r.push_back(std::max(l.item<double>(), 1e-12));
+      for (const auto& l : optvis::StyleLosses(start_features, t, metric, g)) r.push_back(std::max(l.item<double>(), 1e-12));
       style_refs.push_back(r);
     }
   }
