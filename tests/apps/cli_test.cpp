@@ -462,6 +462,11 @@ TEST(Hardening, VersionNamesTheBlasInUse) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("BLAS: "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("LibTorch "), std::string::npos) << r.output;
+  // Built where Debian's OpenMP OpenBLAS is installed, netlens loads it before the system's
+  // alternative (whose pthread build competes with LibTorch's threads).
+  if (fs::exists(std::string(NETLENS_BLAS_DIR) + "/libblas.so.3")) {
+    EXPECT_NE(r.output.find("OpenMP threads from " NETLENS_BLAS_DIR), std::string::npos) << r.output;
+  }
 }
 
 TEST(Hardening, OcclusionProbabilityRendersTheDrop) {
