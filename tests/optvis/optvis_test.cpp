@@ -10,6 +10,7 @@
 
 #include "netlens/core/errors.h"
 #include "netlens/image/gif.h"
+#include "netlens/image/npy.h"
 #include "netlens/optvis/objective.h"
 #include "netlens/optvis/optimize.h"
 #include "netlens/optvis/param.h"
@@ -72,6 +73,23 @@ TEST(Objective, ErrorsPointAtTheColumnAndSuggest) {
   EXPECT_NE(ParseError("class:7", m).find("out of range"), std::string::npos);
   EXPECT_NE(ParseError("direction(conv, [1, 2])", m).find("4 channels"), std::string::npos);
   EXPECT_NE(ParseError("3", m).find("no term"), std::string::npos);
+}
+
+// direction(LAYER, FILE.npy): read as the list form; a file larger than any direction of the
+// layer is refused before it is read whole, naming the bound.
+TEST(Objective, DirectionFilesAreReadWithinABound) {
+  test::CamNet net;
+  Model& m = *net.model;
+  const std::string dir = test::TempDir("direction");
+  test::WriteText(dir + "/d.npy", NpyBytes(torch::tensor({2.0, 0.0, 0.0, 0.0}, torch::kFloat64)));
+  const auto o = optvis::ParseObjective("direction(conv, " + dir + "/d.npy)", m);
+  const auto l = optvis::ParseObjective("direction(conv, [2, 0, 0, 0])", m);
+  ASSERT_EQ(o.terms.size(), 1u);
+  EXPECT_TRUE(torch::equal(o.terms[0].reference, l.terms[0].reference));
+  test::WriteText(dir + "/big.npy", NpyBytes(torch::zeros({100000}, torch::kFloat64)));
+  const std::string e = ParseError("direction(conv, " + dir + "/big.npy)", m);
+  EXPECT_NE(e.find("a direction over 4 channels"), std::string::npos) << e;
+  EXPECT_NE(ParseError("direction(conv, " + dir + "/missing.npy)", m).find("missing.npy"), std::string::npos);
 }
 
 TEST(Objective, ValuesAreTheDefinitions) {

@@ -279,14 +279,16 @@ class Parser {
       const size_t close = text_.find(')', pos_);
       if (close == std::string::npos) Fail("direction(LAYER, FILE.npy): missing )");
       const std::string path = Trim(text_.substr(pos_, close - pos_));
-      std::ifstream in(path, std::ios::binary);
-      if (!in) Fail("cannot read the direction file " + Quote(path), vector_at);
-      std::stringstream bytes;
-      bytes << in.rdbuf();
+      // Bounded before it is read: one float64 per channel of the layer (plus the header).
+      const int64_t channels = ChannelCount(term.layer);
+      const int64_t most = channels > 0 ? channels : int64_t{1} << 20;
       try {
-        term.reference = ParseNpy(bytes.str()).to(torch::kFloat64).flatten();
+        term.reference = ReadNpyFile(path, "direction file " + Quote(path), 8.0 * static_cast<double>(most) + 4096,
+                                     "a direction over " + std::to_string(most) + " channels")
+                             .to(torch::kFloat64)
+                             .flatten();
       } catch (const UsageError& e) {
-        Fail(path + ": " + e.what(), vector_at);
+        Fail(e.what(), vector_at);
       }
       pos_ = close;
     }
