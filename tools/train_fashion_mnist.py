@@ -7,6 +7,9 @@ a few minutes on CPU, traces it to TorchScript with netlens metadata embedded as
 `netlens.json`, and writes a few test-set images to assets/.
 
     /usr/bin/python3 tools/train_fashion_mnist.py --out models/fashion_cnn.pt --assets assets/fashion_mnist
+
+`--activation silu` (or gelu) trains the same network with a smooth activation, for comparing
+the guided rules on smooth activations (--smooth-activations) with ReLU's (docs/techniques.md).
 """
 import argparse
 import gzip
@@ -35,17 +38,21 @@ def read_idx(name):
     return torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
 
 
+ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "silu": nn.SiLU, "gelu": nn.GELU}
+
+
 class FashionCNN(nn.Module):
-    def __init__(self):
+    def __init__(self, activation="relu"):
         super().__init__()
+        act = ACTIVATIONS[activation]
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(1, 32, 3, padding=1), act(),
+            nn.Conv2d(32, 32, 3, padding=1), act(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 3, padding=1), act(),
+            nn.Conv2d(64, 64, 3, padding=1), act(),
             nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(64, 128, 3, padding=1), act(),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(128, 10)
@@ -75,6 +82,7 @@ def main():
     ap.add_argument("--assets", default="assets/fashion_mnist")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(os.cpu_count() or 1)
@@ -86,7 +94,7 @@ def main():
     yte = read_idx("t10k-labels-idx1-ubyte.gz").long()
     xtr, xte = xtr[:, None], xte[:, None]
 
-    model = FashionCNN()
+    model = FashionCNN(args.activation)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     steps = args.epochs * (len(xtr) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=4e-3, total_steps=steps)

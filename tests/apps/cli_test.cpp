@@ -457,6 +457,30 @@ TEST(Hardening, Float64RunsWriteFloat64Arrays) {
   EXPECT_EQ(bytes.size() % 8, 0u);
 }
 
+// --smooth-activations from the command line: on a SiLU network guided backprop says it used
+// the generalized rule and differs from the run without the flag, whose warning names the flag.
+TEST(Cli, SmoothActivationsFlagReachesTheRules) {
+  torch::manual_seed(4);
+  torch::jit::Module net("SiluNet", test::SharedUnit(), true);
+  net.register_parameter("k", torch::randn({4, 3, 3, 3}), false);
+  net.register_parameter("v", torch::randn({3, 4}), false);
+  net.define("def forward(self, x):\n    a = torch.silu(torch.conv2d(x, self.k))\n"
+             "    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
+  const std::string model = test::SaveAndLoad(net, 3, 16, 16, "float32")->path();
+  const std::string image = std::string(NETLENS_SOURCE_DIR) + "/assets/content/fruits.jpg";
+  const std::string plain = test::TempDir("silu_plain"), smooth = test::TempDir("silu_smooth");
+  const Result a = RunNetlens("guided --model " + model + " --image " + image + " --out " + plain);
+  ASSERT_EQ(a.code, 0) << a.output;
+  EXPECT_NE(a.output.find("--smooth-activations applies"), std::string::npos) << a.output;
+  const Result b = RunNetlens("guided --model " + model + " --image " + image + " --smooth-activations --out " + smooth);
+  ASSERT_EQ(b.code, 0) << b.output;
+  const Json m = Json::parse(std::ifstream(smooth + "/manifest.json"))["jobs"][0]["metrics"]["activations"];
+  EXPECT_EQ(m["generalized_kinds"], Json({{"silu", 1}})) << m.dump();
+  const torch::Tensor ga = ReadNpyFile(plain + "/fruits_guided.npy", "a", 1e6, "b");
+  const torch::Tensor gb = ReadNpyFile(smooth + "/fruits_guided.npy", "b", 1e6, "b");
+  EXPECT_FALSE(torch::allclose(ga, gb));
+}
+
 TEST(Hardening, VersionNamesTheBlasInUse) {
   const Result r = RunNetlens("--version");
   EXPECT_EQ(r.code, 0);

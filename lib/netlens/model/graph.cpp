@@ -111,9 +111,24 @@ c10::optional<RectifierForm> AsRectifier(Node* n) {
   return c10::nullopt;
 }
 
-// Activations the rectifier rules leave as they are (their backward is the ordinary gradient).
+// Activations the rectifier rules leave as they are (their backward is the ordinary gradient)
+// unless --smooth-activations applies netlens::activation_rule to them.
 constexpr const char* kOtherActivations[] = {"silu", "gelu", "hardswish", "elu", "selu", "celu", "leaky_relu",
                                              "rrelu", "prelu", "mish", "softplus", "hardshrink", "softshrink"};
+
+c10::optional<SmoothActivation> AsSmoothActivation(Node* n) {
+  const std::string qualified = n->kind().toQualString();
+  if (qualified.rfind("aten::", 0) != 0 || n->outputs().size() != 1 || n->inputs().empty()) return c10::nullopt;
+  SmoothActivation a;
+  a.op = qualified.substr(6);
+  if (a.op.size() > 1 && a.op.back() == '_') {
+    a.op.pop_back();
+    a.inplace = true;
+  }
+  for (const char* other : kOtherActivations)
+    if (a.op == other) return a;
+  return c10::nullopt;
+}
 
 int64_t ActivationCensus::Rectifiers() const {
   int64_t n = 0;
@@ -138,8 +153,7 @@ ActivationCensus CountActivations(Graph& graph) {
       ++census.rectifiers[op];
       return;
     }
-    for (const char* other : kOtherActivations)
-      if (op == other) ++census.others[op];
+    if (const auto smooth = AsSmoothActivation(n)) ++census.others[smooth->op];
   });
   return census;
 }

@@ -36,6 +36,14 @@ struct RectifierForm {
 };
 c10::optional<RectifierForm> AsRectifier(torch::jit::Node* n);
 
+// A smooth or leaky activation (silu, gelu, hardswish, elu, selu, celu, leaky_relu, rrelu, prelu,
+// mish, softplus, hardshrink, softshrink), by its out-of-place op name.
+struct SmoothActivation {
+  std::string op;
+  bool inplace = false;
+};
+c10::optional<SmoothActivation> AsSmoothActivation(torch::jit::Node* n);
+
 // The activation functions of a graph as the guided and deconvnet rules see them: rectifiers
 // (which the rules replace) and the smooth or leaky activations of post-2019 CNNs (SiLU, GELU,
 // Hardswish, ELU, LeakyReLU, Mish, ...), whose backward stays the ordinary gradient. Counted by

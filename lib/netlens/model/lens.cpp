@@ -72,6 +72,40 @@ int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
   return static_cast<int64_t>(nodes.size());
 }
 
+// Under --smooth-activations, the guided and deconvnet rules also reach every smooth or leaky
+// activation: y = f(x) is followed by netlens::activation_rule(x, y, rule). An in-place form
+// becomes out-of-place first, so that x keeps the activation's input.
+int64_t ReplaceSmoothActivations(Graph& graph, BackwardRule rule) {
+  std::vector<Node*> nodes;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (AsSmoothActivation(n)) nodes.push_back(n);
+  });
+  const auto op = c10::Symbol::fromQualString(kActivationRuleOp);
+  for (Node* n : nodes) {
+    const SmoothActivation a = *AsSmoothActivation(n);
+    Value* x = n->input(0);
+    Node* f = n;
+    if (a.inplace) {
+      f = graph.create(c10::Symbol::fromQualString("aten::" + a.op), n->inputs(), 1);
+      f->insertBefore(n);
+      f->output()->setType(n->output()->type());
+      f->copyMetadata(n);
+    }
+    Value* y = f->output();
+    torch::jit::WithInsertPoint guard(f->next());
+    Value* out = graph.insert(op, {x, y, graph.insertConstant(static_cast<int64_t>(rule))});
+    out->node()->copyMetadata(n);
+    if (a.inplace) {
+      n->output()->replaceAllUsesWith(out);
+      x->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
+      n->destroy();
+    } else {
+      y->replaceAllUsesAfterNodeWith(out->node(), out);
+    }
+  }
+  return static_cast<int64_t>(nodes.size());
+}
+
 // Under the deeplift rules: every max_pool2d becomes netlens::deeplift_max_pool2d (same inputs,
 // and whether it un-pools as Captum does).
 int64_t ReplaceMaxPools(Graph& graph, bool overwrite) {
@@ -128,9 +162,12 @@ void InsertAfter(Graph& graph, Value* v, c10::Symbol op, const std::vector<Value
   v->replaceAllUsesAfterNodeWith(out->node(), out);
 }
 
-std::string RequestKey(const std::vector<std::string>& paths, BackwardRule rule) {
-  return std::to_string(static_cast<int>(rule)) + "|" + Join(paths, "|");
+std::string RequestKey(const std::vector<std::string>& paths, BackwardRule rule, bool smooth) {
+  return std::to_string(static_cast<int>(rule)) + (smooth ? "s|" : "|") + Join(paths, "|");
 }
+
+bool RewritesRectifiers(BackwardRule rule) { return rule != BackwardRule::kVanilla; }
+bool RewritesSmooth(BackwardRule rule) { return rule == BackwardRule::kGuided || rule == BackwardRule::kDeconvnet; }
 
 bool IsConvType(const std::string& type) {
   return StartsWith(type, "Conv") && type.find("Transpose") == std::string::npos;
@@ -249,14 +286,16 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Cached(
 
 std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
                                                        BackwardRule rule, bool with_output) {
-  return Cached(RequestKey(paths, rule) + (with_output ? "" : "|layers-only"), [&] {
+  const bool smooth = smooth_activation_rules_ && RewritesSmooth(rule);
+  return Cached(RequestKey(paths, rule, smooth) + (with_output ? "" : "|layers-only"), [&] {
     auto [graph, values] = CopyWithLayers(paths);
     std::set<Value*> tapped;
     for (Value* v : values) {
       // Later ops read a copy, so nothing downstream (an in-place add, relu_) changes `v`.
       if (tapped.insert(v).second) InsertAfter(*graph, v, aten::clone, {});
     }
-    if (rule != BackwardRule::kVanilla) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
+    if (RewritesRectifiers(rule)) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
+    if (smooth) ReplaceSmoothActivations(*graph, rule);
     if (IsDeepLift(rule)) ReplaceMaxPools(*graph, rule == BackwardRule::kDeepLiftCaptum);
     std::vector<Value*> returned;
     if (with_output) returned.push_back(graph->outputs().at(0));

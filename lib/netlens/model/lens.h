@@ -61,6 +61,12 @@ class Lens {
   // Number of rectifiers (relu, relu_, relu6, hardtanh(0, x)) the guided rule replaces.
   int64_t RectifierCount() const { return rectifier_count_; }
 
+  // Whether the guided and deconvnet rules also reach smooth and leaky activations (SiLU, GELU,
+  // ...: netlens::activation_rule, opt-in with --smooth-activations). Off: they keep their
+  // ordinary gradient, as in Captum.
+  void SetSmoothActivationRules(bool on) { smooth_activation_rules_ = on; }
+  bool SmoothActivationRules() const { return smooth_activation_rules_; }
+
   struct Capture {
     torch::Tensor output;                     // the model's output (undefined: not asked for)
     std::vector<torch::Tensor> activations;   // one per requested layer, in request order
@@ -98,6 +104,7 @@ class Lens {
   std::vector<LayerInfo> layers_;
   std::map<std::string, size_t> index_;
   int64_t rectifier_count_ = 0;
+  bool smooth_activation_rules_ = false;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> cache_;
 };

@@ -206,6 +206,7 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
              JoinNumbers(meta.mean), JoinNumbers(meta.std));
 
   model->lens_ = std::make_unique<Lens>(model->module_);
+  model->lens_->SetSmoothActivationRules(request.smooth_activations);
   const auto options = torch::TensorOptions().dtype(model->dtype_).device(model->device_);
   const torch::Tensor probe = torch::zeros({1, meta.channels, meta.height, meta.width}, options);
   torch::Tensor probe_logits;

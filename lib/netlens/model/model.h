@@ -33,6 +33,7 @@ struct ModelRequest {
   std::string device = "auto";   // auto | cpu | cuda | cuda:N
   std::string dtype = "float32";  // float32 | float64
   Json overrides = Json::object();  // input_size, channels, channel_order, mean, std, crop_pct, labels
+  bool smooth_activations = false;  // guided/deconvnet rules for SiLU, GELU, ... too (Lens)
 };
 
 // "auto" -> cuda when available, else cpu. Throws UsageError for a malformed or absent device.

@@ -67,6 +67,34 @@ class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
   }
 };
 
+// y = f(x) for a smooth or leaky activation f, computed by the model's own op; the rule decides
+// where the incoming gradient goes.
+class ActivationRuleFunction : public torch::autograd::Function<ActivationRuleFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& /*x*/,
+                               const torch::Tensor& y, int64_t rule) {
+    ctx->saved_data["rule"] = rule;
+    return y.clone();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto rule = static_cast<BackwardRule>(ctx->saved_data["rule"].toInt());
+    const torch::Tensor& g = grad_outputs[0];
+    if (rule == BackwardRule::kDeconvnet) return {g.clamp_min(0), torch::Tensor(), torch::Tensor()};
+    // On to f's own backward: f'(x) * relu(g) under the guided rule, f'(x) * g otherwise.
+    return {torch::Tensor(), rule == BackwardRule::kGuided ? g.clamp_min(0) : g, torch::Tensor()};
+  }
+};
+
+torch::Tensor ActivationRuleAutograd(const torch::Tensor& x, const torch::Tensor& y, int64_t rule) {
+  return ActivationRuleFunction::apply(x, y, rule);
+}
+
+torch::Tensor ActivationRuleNoGrad(const torch::Tensor& /*x*/, const torch::Tensor& y, int64_t /*rule*/) {
+  return y.clone();
+}
+
 std::vector<int64_t> StrideOr(const std::vector<int64_t>& stride, const std::vector<int64_t>& kernel) {
   return stride.empty() ? kernel : stride;
 }
@@ -154,17 +182,20 @@ torch::Tensor RectifierNoGrad(const torch::Tensor& x, double lo, double hi, int6
 
 TORCH_LIBRARY(netlens, m) {
   m.def("rectifier(Tensor x, float lo, float hi, int rule) -> Tensor");
+  m.def("activation_rule(Tensor x, Tensor y, int rule) -> Tensor");
   m.def("deeplift_max_pool2d(Tensor x, int[] kernel_size, int[] stride, int[] padding, int[] dilation, "
         "bool ceil_mode, bool overwrite) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(netlens, Autograd, m) {
   m.impl("rectifier", &RectifierAutograd);
+  m.impl("activation_rule", &ActivationRuleAutograd);
   m.impl("deeplift_max_pool2d", &DeepLiftMaxPoolAutograd);
 }
 
 TORCH_LIBRARY_IMPL(netlens, CompositeExplicitAutograd, m) {
   m.impl("rectifier", &RectifierNoGrad);
+  m.impl("activation_rule", &ActivationRuleNoGrad);
   m.impl("deeplift_max_pool2d", &DeepLiftMaxPoolNoGrad);
 }
 

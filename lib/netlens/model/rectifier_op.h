@@ -15,6 +15,18 @@
 // and reference, routed through both halves' arg-max positions, over the input difference). Rule
 // 3 routes by adding up what overlapping windows send to a shared arg-max, which keeps
 // summation-to-delta; rule 4 un-pools as Captum does (max_unpool2d: one window's value wins).
+//
+// netlens::activation_rule(Tensor x, Tensor y, int rule) -> Tensor
+//
+// Opt-in (--smooth-activations): netlens' generalization of the guided and deconvnet rules to the
+// smooth and leaky activations of post-2019 CNNs (SiLU, GELU, Hardswish, ELU, SELU, CELU,
+// LeakyReLU, RReLU, PReLU, Mish, Softplus, ...). y = f(x) is computed by the model's own op; this
+// op returns it and decides where the incoming gradient goes:
+//   1 (guided)    relu(grad_out) on to f's backward: grad_in = f'(x) * relu(grad_out)
+//   2 (deconvnet) grad_in = relu(grad_out), f's backward skipped
+//   any other     grad_out on to f's backward (the ordinary gradient)
+// For a ReLU both reduce to the rules above. In-place forms (silu_, ...) become out-of-place
+// first, so that x still holds the activation's input.
 #pragma once
 
 namespace netlens {
@@ -28,6 +40,7 @@ inline bool IsDeepLift(BackwardRule rule) {
 // The qualified op names, for graph rewriting.
 constexpr const char* kRectifierOp = "netlens::rectifier";
 constexpr const char* kDeepLiftMaxPoolOp = "netlens::deeplift_max_pool2d";
+constexpr const char* kActivationRuleOp = "netlens::activation_rule";
 
 // Makes sure the translation unit that registers the op is linked in.
 void EnsureRectifierOpRegistered();

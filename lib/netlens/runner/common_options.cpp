@@ -16,6 +16,10 @@ const OptionTable& CommonOptions() {
        "auto"},
       {"dtype", OptionType::kString, "computation precision", "float32", {"float32", "float64"}},
       {"threads", OptionType::kInt, "CPU threads, 0 = all cores", 0, {}, 0.0, 4096.0},
+      {"smooth_activations", OptionType::kBool,
+       "guided and deconvnet rules also for SiLU, GELU, Hardswish, ELU, LeakyReLU, Mish, ... "
+       "(netlens' generalization, docs/techniques.md; default: only ReLU-like ones, as Captum)",
+       false},
       {"input_size", OptionType::kIntList, "model input size: N or H,W (default: from metadata)",
        nullptr, {}, 1.0, 8192.0, false, "H,W"},
       {"channels", OptionType::kInt, "model input channels (default: from metadata)", nullptr, {},
@@ -52,6 +56,7 @@ ModelRequest ModelRequestFrom(const Params& params) {
   request.path = params.Str("model");
   request.device = params.Str("device");
   request.dtype = params.Str("dtype");
+  request.smooth_activations = params.Bool("smooth_activations");
   for (const char* key : {"input_size", "channels", "channel_order", "mean", "std", "crop_pct",
                           "labels"}) {
     if (params.IsSet(key)) request.overrides[key] = params.values().at(key);

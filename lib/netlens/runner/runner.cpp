@@ -54,7 +54,8 @@ Runner::Runner(std::string out_dir, Json config, RunOptions options)
 std::shared_ptr<Model> Runner::GetModel(const Params& params) {
   const ModelRequest request = ModelRequestFrom(params);
   const std::string key = fs::absolute(request.path).string() + "|" + request.device + "|" +
-                          request.dtype + "|" + SafeDump(request.overrides);
+                          request.dtype + "|" + SafeDump(request.overrides) +
+                          (request.smooth_activations ? "|smooth" : "");
   auto it = models_.find(key);
   if (it != models_.end()) return it->second;
   StageTimer timer;

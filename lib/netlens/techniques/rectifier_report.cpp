@@ -43,20 +43,41 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
   const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : IsDeepLift(rule) ? "deeplift" : "guided";
   const std::string plain = IsDeepLift(rule) ? "the gradient times (input - baseline), max-pooling aside"
                                                             : "the vanilla gradient (saliency)";
+  // Under the guided and deconvnet rules with --smooth-activations, the smooth and leaky
+  // activations take netlens::activation_rule too.
+  const bool smooth = model.lens().SmoothActivationRules() &&
+                      (rule == BackwardRule::kGuided || rule == BackwardRule::kDeconvnet);
   if (std::find(entry->said.begin(), entry->said.end(), rule) == entry->said.end()) {
     entry->said.push_back(rule);
-    if (census.Rectifiers() == 0) {
+    const std::string hint = IsDeepLift(rule) ? "" : "; --smooth-activations applies netlens' generalization of the rule to them";
+    if (smooth && census.Others() > 0) {
+      Log().info("{}: the rule replaces {} rectifier(s){} and reaches {} smooth or leaky activation(s) ({}) by "
+                 "netlens' generalization (--smooth-activations)",
+                 name, census.Rectifiers(), census.Rectifiers() ? " (" + Kinds(census.rectifiers) + ")" : "",
+                 census.Others(), Kinds(census.others));
+    } else if (census.Rectifiers() == 0) {
       Log().warn("{}: the model has no ReLU-like activation to rewrite{}, so the {} rule changes nothing and "
-                 "the map equals {}",
-                 name, census.Others() ? " (it has " + Kinds(census.others) + ")" : "", name, plain);
+                 "the map equals {}{}",
+                 name, census.Others() ? " (it has " + Kinds(census.others) + ")" : "", name, plain,
+                 census.Others() ? hint : "");
     } else if (census.Others() > 0) {
       Log().warn("{}: the rule replaces {} rectifier(s) ({}) and leaves {} other activation(s) with their "
-                 "ordinary gradient ({}): the map is partly {}",
-                 name, census.Rectifiers(), Kinds(census.rectifiers), census.Others(), Kinds(census.others), plain);
+                 "ordinary gradient ({}): the map is partly {}{}",
+                 name, census.Rectifiers(), Kinds(census.rectifiers), census.Others(), Kinds(census.others), plain,
+                 hint);
     } else {
       Log().info("{}: the rule replaces {} rectifier(s) ({}); the model has no other activation", name,
                  census.Rectifiers(), Kinds(census.rectifiers));
     }
+  }
+  if (smooth) {
+    return {{"rule", name},
+            {"rewritten", census.Rectifiers() + census.Others()},
+            {"rewritten_kinds", census.rectifiers},
+            {"generalized", census.Others()},
+            {"generalized_kinds", census.others},
+            {"left", 0},
+            {"left_kinds", Json::object()}};
   }
   return {{"rule", name},
           {"rewritten", census.Rectifiers()},
