@@ -139,6 +139,23 @@ TEST(Architectures, StyleDefaultsToGatysLayersOnVgg19) {
   }
 }
 
+// ResNet's `relu` module is an in-place ReLU: capturing its output under a rule that replaces the
+// relu_ node (guided, deeplift) gives the same values as the plain forward, and a gradient flows
+// back to it. (The rewrite once destroyed the captured node before the graph returned it.)
+TEST(Architectures, RulesCaptureTheOutputOfAnInPlaceRelu) {
+  for (const char* file : {"resnet18.traced.pt", "resnet18.scripted.pt"}) {
+    auto model = LoadExport(file, "float64");
+    if (!model) GTEST_SKIP();
+    const torch::Tensor x = ProbeInput().to(torch::kFloat64);
+    const torch::Tensor plain = model->lens().Forward(x, {"relu"}, BackwardRule::kVanilla).activations[0];
+    const torch::Tensor xg = x.clone().requires_grad_(true);
+    const auto guided = model->lens().Forward(xg, {"relu"}, BackwardRule::kGuided);
+    EXPECT_TRUE(torch::equal(guided.activations[0], plain)) << file;
+    const torch::Tensor g = torch::autograd::grad({guided.activations[0].sum()}, {xg})[0];
+    EXPECT_GT(g.abs().sum().item<double>(), 0) << file;
+  }
+}
+
 TEST(Architectures, GuidedDiffersFromVanillaOnDenseNet) {
   for (const char* file : {"densenet121.traced.pt", "densenet121.scripted.pt"}) {
     auto model = LoadExport(file);

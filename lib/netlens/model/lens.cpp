@@ -294,9 +294,8 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
       // Later ops read a copy, so nothing downstream (an in-place add, relu_) changes `v`.
       if (tapped.insert(v).second) InsertAfter(*graph, v, aten::clone, {});
     }
-    if (RewritesRectifiers(rule)) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
-    if (smooth) ReplaceSmoothActivations(*graph, rule);
-    if (IsDeepLift(rule)) ReplaceMaxPools(*graph, rule == BackwardRule::kDeepLiftCaptum);
+    // The returned tuple first: the rewrites below replace (and an in-place relu_ destroys) the
+    // nodes whose outputs may be captured, and they redirect every use, the tuple's included.
     std::vector<Value*> returned;
     if (with_output) returned.push_back(graph->outputs().at(0));
     returned.insert(returned.end(), values.begin(), values.end());
@@ -305,6 +304,9 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
       Node* tuple = graph->insertNode(graph->createTuple(returned));
       graph->return_node()->replaceInput(0, tuple->output());
     }
+    if (RewritesRectifiers(rule)) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
+    if (smooth) ReplaceSmoothActivations(*graph, rule);
+    if (IsDeepLift(rule)) ReplaceMaxPools(*graph, rule == BackwardRule::kDeepLiftCaptum);
     if (!with_output) torch::jit::EliminateDeadCode(graph);
     Log().debug("lens: built graph for {} layer(s), rule {}", paths.size(), static_cast<int>(rule));
     return graph;
