@@ -98,6 +98,7 @@ TEST(Activations, SmoothRulesFollowTheirDefinitions) {
     EXPECT_TRUE(test::AllClose(out_deconv.artifacts[0].tensor.view_as(deconv), deconv, 1e-12)) << activation;
     EXPECT_FALSE(torch::allclose(out_guided.artifacts[0].tensor, vanilla.artifacts[0].tensor)) << activation;
     EXPECT_EQ(out_guided.metrics["activations"]["generalized"], 1) << activation;
+    EXPECT_EQ(out_guided.metrics["activations"]["rewritten"], 0) << activation;  // no rectifier in this net
     EXPECT_EQ(out_guided.metrics["activations"]["left"], 0) << activation;
     EXPECT_NE(log.find("netlens' generalization"), std::string::npos) << log;
     // Saliency and the logits do not change.

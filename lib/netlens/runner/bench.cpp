@@ -106,28 +106,35 @@ int RunBench(const Params& p) {
       torch::autograd::grad({a.select(1, 0).mean()}, {z});
     }
   };
+  const std::vector<std::string> only = p.IsSet("only") ? p.Strs("only") : std::vector<std::string>{};
+  auto selected = [&](const std::string& technique) {
+    return only.empty() || std::find(only.begin(), only.end(), technique) != only.end();
+  };
   // Style transfer: 32 L-BFGS steps (one loss evaluation each) of the bench image at 224 pixels
   // on its longer side in the style of its colour negative (written to a temporary file, removed
   // at the end); the floor is 32 forward+backward passes of such a picture to the deepest of the
-  // default layers.
+  // default layers. Prepared only when the style case runs.
   const std::string style_image = (std::filesystem::temp_directory_path() /
                                    ("netlens_bench_style_" + std::to_string(::getpid()) + ".png")).string();
   struct RemoveFile {
     std::string path;
     ~RemoveFile() { std::error_code ec; std::filesystem::remove(path, ec); }
   } remove_style_image{style_image};
-  cv::imwrite(style_image, cv::Scalar::all(255) - ReadImage(p.Strs("image")[0]));
   const int64_t style_size = 224, style_steps = 32;
-  std::vector<std::string> style_layers, content_layers;
-  DefaultStyleLayers(*model, content_layers, style_layers);
+  std::vector<std::string> style_floor_layers;  // the default content and style layers
+  torch::Tensor style_input;
+  if (selected("style")) {
+    cv::imwrite(style_image, cv::Scalar::all(255) - ReadImage(p.Strs("image")[0]));
+    std::vector<std::string> style_layers;
+    DefaultStyleLayers(*model, style_floor_layers, style_layers);
+    style_floor_layers.insert(style_floor_layers.end(), style_layers.begin(), style_layers.end());
+    style_input = ToModelInputOf(LoadStylePicture(p.Strs("image")[0], style_size, *model), *model);
+  }
   auto style_floor = [&] {
-    torch::Tensor z = ToModelInputOf(LoadStylePicture(p.Strs("image")[0], style_size, *model), *model);
-    z.requires_grad_(true);
-    std::vector<std::string> layers = content_layers;
-    layers.insert(layers.end(), style_layers.begin(), style_layers.end());
+    const torch::Tensor z = style_input.clone().requires_grad_(true);
     for (int64_t i = 0; i < style_steps; ++i) {
       torch::Tensor sum = torch::zeros({}, z.options());
-      for (const auto& a : model->lens().Forward(z, layers, BackwardRule::kVanilla, false).activations)
+      for (const auto& a : model->lens().Forward(z, style_floor_layers, BackwardRule::kVanilla, false).activations)
         sum = sum + a.mean();
       torch::autograd::grad({sum}, {z});
     }
@@ -172,9 +179,8 @@ int RunBench(const Params& p) {
             << ", median of " << repeat << "\n"
             << "N-layer CAM layers: " << Join(cam_layers, ", ") << "\n\n"
             << "| technique | options | time ms | floor | floor ms | ratio |\n|---|---|---|---|---|---|\n";
-  const std::vector<std::string> only = p.IsSet("only") ? p.Strs("only") : std::vector<std::string>{};
   for (const auto& [c, floor_fn] : cases) {
-    if (!only.empty() && std::find(only.begin(), only.end(), c.technique) == only.end()) continue;
+    if (!selected(c.technique)) continue;
     const TechniqueInfo& t = FindTechnique(c.technique);
     Diagnostics diag;
     Params params({&CommonOptions(), &t.options}, ValidateObject(c.options.is_null() ? Json::object() : c.options, {&t.options}, "", nullptr, diag));

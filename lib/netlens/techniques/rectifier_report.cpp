@@ -70,20 +70,18 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
                  census.Rectifiers(), Kinds(census.rectifiers));
     }
   }
+  // Rectifiers under `rewritten`; the other activations under `generalized` when the rule
+  // reached them, else under `left`.
+  nlohmann::json report{{"rule", name},
+                        {"rewritten", census.Rectifiers()},
+                        {"rewritten_kinds", census.rectifiers},
+                        {"left", smooth ? 0 : census.Others()},
+                        {"left_kinds", smooth ? std::map<std::string, int64_t>{} : census.others}};
   if (smooth) {
-    return {{"rule", name},
-            {"rewritten", census.Rectifiers() + census.Others()},
-            {"rewritten_kinds", census.rectifiers},
-            {"generalized", census.Others()},
-            {"generalized_kinds", census.others},
-            {"left", 0},
-            {"left_kinds", Json::object()}};
+    report["generalized"] = census.Others();
+    report["generalized_kinds"] = census.others;
   }
-  return {{"rule", name},
-          {"rewritten", census.Rectifiers()},
-          {"rewritten_kinds", census.rectifiers},
-          {"left", census.Others()},
-          {"left_kinds", census.others}};
+  return report;
 }
 
 }  // namespace netlens
