@@ -158,4 +158,77 @@ ActivationCensus CountActivations(Graph& graph) {
   return census;
 }
 
+// Module paths of the instances a node was inlined from, outermost first:
+// {"features", "features.3"} for an op of features.3.
+std::vector<std::string> NodePaths(const Node* node) {
+  std::vector<std::string> paths;
+  auto stack = node->callstack();
+  if (!stack) return paths;
+  std::string prefix;
+  for (const auto& entry : (*stack)->vec()) {
+    const auto& info = std::get<2>(entry);
+    // Calls of a module's own methods (self._forward_impl) carry the instance name "SELF".
+    if (!info || info->instance_name() == "SELF") continue;
+    prefix = prefix.empty() ? info->instance_name() : prefix + "." + info->instance_name();
+    paths.push_back(prefix);
+  }
+  return paths;
+}
+
+int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
+  std::vector<Node*> nodes;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (AsRectifier(n)) nodes.push_back(n);
+  });
+  if (dry_run) return static_cast<int64_t>(nodes.size());
+  const auto op = c10::Symbol::fromQualString(kRectifierOp);
+  for (Node* n : nodes) {
+    const RectifierForm form = *AsRectifier(n);
+    torch::jit::WithInsertPoint guard(n);
+    Value* x = n->input(0);
+    Value* out = graph.insert(op, {x, graph.insertConstant(form.lo), graph.insertConstant(form.hi),
+                                   graph.insertConstant(static_cast<int64_t>(rule))});
+    out->node()->copyMetadata(n);  // keep the call stack: the op still belongs to its module
+    n->output()->replaceAllUsesWith(out);
+    // An in-place relu_ also changed its input; later readers of the input see the result.
+    if (form.inplace) x->replaceAllUsesAfterNodeWith(n, out);
+    n->destroy();
+  }
+  return static_cast<int64_t>(nodes.size());
+}
+
+// Under --smooth-activations, the guided and deconvnet rules also reach every smooth or leaky
+// activation: y = f(x) is followed by netlens::activation_rule(x, y, rule). An in-place form
+// becomes out-of-place first, so that x keeps the activation's input.
+int64_t ReplaceSmoothActivations(Graph& graph, BackwardRule rule) {
+  std::vector<Node*> nodes;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (AsSmoothActivation(n)) nodes.push_back(n);
+  });
+  const auto op = c10::Symbol::fromQualString(kActivationRuleOp);
+  for (Node* n : nodes) {
+    const SmoothActivation a = *AsSmoothActivation(n);
+    Value* x = n->input(0);
+    Node* f = n;
+    if (a.inplace) {
+      f = graph.create(c10::Symbol::fromQualString("aten::" + a.op), n->inputs(), 1);
+      f->insertBefore(n);
+      f->output()->setType(n->output()->type());
+      f->copyMetadata(n);
+    }
+    Value* y = f->output();
+    torch::jit::WithInsertPoint guard(f->next());
+    Value* out = graph.insert(op, {x, y, graph.insertConstant(static_cast<int64_t>(rule))});
+    out->node()->copyMetadata(n);
+    if (a.inplace) {
+      n->output()->replaceAllUsesWith(out);
+      x->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
+      n->destroy();
+    } else {
+      y->replaceAllUsesAfterNodeWith(out->node(), out);
+    }
+  }
+  return static_cast<int64_t>(nodes.size());
+}
+
 }  // namespace netlens

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "netlens/model/rectifier_op.h"
 
@@ -55,5 +56,17 @@ struct ActivationCensus {
   int64_t Others() const;
 };
 ActivationCensus CountActivations(torch::jit::Graph& graph);
+
+// Module paths of the instances a node was inlined from, outermost first:
+// {"features", "features.3"} for an op of features.3.
+std::vector<std::string> NodePaths(const torch::jit::Node* node);
+
+// Every rectifier (relu, relu_, relu6, hardtanh(0, x)) becomes netlens::rectifier with `rule`;
+// returns how many (with `dry_run`, only counts them).
+int64_t ReplaceRectifiers(torch::jit::Graph& graph, BackwardRule rule, bool dry_run);
+
+// Every smooth or leaky activation y = f(x) is followed by netlens::activation_rule(x, y, rule)
+// (an in-place form becomes out-of-place first, so that x keeps the activation's input).
+int64_t ReplaceSmoothActivations(torch::jit::Graph& graph, BackwardRule rule);
 
 }  // namespace netlens

@@ -28,82 +28,9 @@ using torch::jit::Value;
 namespace prim = c10::prim;
 namespace aten = c10::aten;
 
-// Module paths of the instances a node was inlined from, outermost first:
-// {"features", "features.3"} for an op of features.3.
-std::vector<std::string> NodePaths(const Node* node) {
-  std::vector<std::string> paths;
-  auto stack = node->callstack();
-  if (!stack) return paths;
-  std::string prefix;
-  for (const auto& entry : (*stack)->vec()) {
-    const auto& info = std::get<2>(entry);
-    // Calls of a module's own methods (self._forward_impl) carry the instance name "SELF".
-    if (!info || info->instance_name() == "SELF") continue;
-    prefix = prefix.empty() ? info->instance_name() : prefix + "." + info->instance_name();
-    paths.push_back(prefix);
-  }
-  return paths;
-}
-
 bool NodeInPath(const Node* node, const std::string& path) {
   const auto paths = NodePaths(node);
   return std::find(paths.begin(), paths.end(), path) != paths.end();
-}
-
-int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
-  std::vector<Node*> nodes;
-  ForEachNode(graph.block(), [&](Node* n) {
-    if (AsRectifier(n)) nodes.push_back(n);
-  });
-  if (dry_run) return static_cast<int64_t>(nodes.size());
-  const auto op = c10::Symbol::fromQualString(kRectifierOp);
-  for (Node* n : nodes) {
-    const RectifierForm form = *AsRectifier(n);
-    torch::jit::WithInsertPoint guard(n);
-    Value* x = n->input(0);
-    Value* out = graph.insert(op, {x, graph.insertConstant(form.lo), graph.insertConstant(form.hi),
-                                   graph.insertConstant(static_cast<int64_t>(rule))});
-    out->node()->copyMetadata(n);  // keep the call stack: the op still belongs to its module
-    n->output()->replaceAllUsesWith(out);
-    // An in-place relu_ also changed its input; later readers of the input see the result.
-    if (form.inplace) x->replaceAllUsesAfterNodeWith(n, out);
-    n->destroy();
-  }
-  return static_cast<int64_t>(nodes.size());
-}
-
-// Under --smooth-activations, the guided and deconvnet rules also reach every smooth or leaky
-// activation: y = f(x) is followed by netlens::activation_rule(x, y, rule). An in-place form
-// becomes out-of-place first, so that x keeps the activation's input.
-int64_t ReplaceSmoothActivations(Graph& graph, BackwardRule rule) {
-  std::vector<Node*> nodes;
-  ForEachNode(graph.block(), [&](Node* n) {
-    if (AsSmoothActivation(n)) nodes.push_back(n);
-  });
-  const auto op = c10::Symbol::fromQualString(kActivationRuleOp);
-  for (Node* n : nodes) {
-    const SmoothActivation a = *AsSmoothActivation(n);
-    Value* x = n->input(0);
-    Node* f = n;
-    if (a.inplace) {
-      f = graph.create(c10::Symbol::fromQualString("aten::" + a.op), n->inputs(), 1);
-      f->insertBefore(n);
-      f->output()->setType(n->output()->type());
-      f->copyMetadata(n);
-    }
-    Value* y = f->output();
-    torch::jit::WithInsertPoint guard(f->next());
-    Value* out = graph.insert(op, {x, y, graph.insertConstant(static_cast<int64_t>(rule))});
-    out->node()->copyMetadata(n);
-    if (a.inplace) {
-      n->output()->replaceAllUsesWith(out);
-      x->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
-      n->destroy();
-    } else {
-      y->replaceAllUsesAfterNodeWith(out->node(), out);
-    }
-  }
-  return static_cast<int64_t>(nodes.size());
 }
 
 // Under the deeplift rules: every max_pool2d becomes netlens::deeplift_max_pool2d (same inputs,
@@ -166,7 +93,7 @@ std::string RequestKey(const std::vector<std::string>& paths, BackwardRule rule,
   return std::to_string(static_cast<int>(rule)) + (smooth ? "s|" : "|") + Join(paths, "|");
 }
 
-bool RewritesRectifiers(BackwardRule rule) { return rule != BackwardRule::kVanilla; }
+bool RewritesRectifiers(BackwardRule rule) { return rule != BackwardRule::kVanilla && rule != BackwardRule::kLrp; }
 bool RewritesSmooth(BackwardRule rule) { return rule == BackwardRule::kGuided || rule == BackwardRule::kDeconvnet; }
 
 bool IsConvType(const std::string& type) {
@@ -177,6 +104,7 @@ bool IsConvType(const std::string& type) {
 
 Lens::Lens(torch::jit::Module module) : module_(std::move(module)) {
   EnsureRectifierOpRegistered();
+  EnsureLrpOpRegistered();
   base_graph_ = InlinedForward(module_);
   // Run graphs as written: no fusion or autodiff subgraphs that would bypass the rectifier op or
   // change float64 summation order.
@@ -287,7 +215,8 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Cached(
 std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
                                                        BackwardRule rule, bool with_output) {
   const bool smooth = smooth_activation_rules_ && RewritesSmooth(rule);
-  return Cached(RequestKey(paths, rule, smooth) + (with_output ? "" : "|layers-only"), [&] {
+  const std::string lrp_key = rule == BackwardRule::kLrp ? "|" + lrp_rules_.Key() : "";
+  return Cached(RequestKey(paths, rule, smooth) + lrp_key + (with_output ? "" : "|layers-only"), [&] {
     auto [graph, values] = CopyWithLayers(paths);
     std::set<Value*> tapped;
     for (Value* v : values) {
@@ -307,10 +236,16 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::st
     if (RewritesRectifiers(rule)) ReplaceRectifiers(*graph, rule, /*dry_run=*/false);
     if (smooth) ReplaceSmoothActivations(*graph, rule);
     if (IsDeepLift(rule)) ReplaceMaxPools(*graph, rule == BackwardRule::kDeepLiftCaptum);
+    if (rule == BackwardRule::kLrp) RewriteForLrp(*graph, lrp_rules_);
     if (!with_output) torch::jit::EliminateDeadCode(graph);
     Log().debug("lens: built graph for {} layer(s), rule {}", paths.size(), static_cast<int>(rule));
     return graph;
   });
+}
+
+LrpCensus Lens::LrpPlan(const LrpRules& rules) const {
+  auto graph = base_graph_->copy();
+  return RewriteForLrp(*graph, rules);
 }
 
 std::shared_ptr<torch::jit::GraphFunction> Lens::BuildScaled(const std::string& path) {

@@ -8,7 +8,8 @@
 //   * returns the output of every requested layer next to the model output (downstream ops get a
 //     copy, so in-place ops after the layer cannot change what the lens returns), and
 //   * with the guided or deconvnet rule, has every relu, relu_, relu6 and hardtanh(0, max)
-//     replaced by netlens::rectifier with that backward rule.
+//     replaced by netlens::rectifier with that backward rule;
+//   * with the LRP rule, carries the relevance rules of model/lrp.h.
 // One forward pass then yields all requested activations; one torch::autograd::grad call
 // yields the gradients at all of them and at the input.
 #pragma once
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "netlens/model/lrp.h"
 #include "netlens/model/rectifier_op.h"
 
 namespace torch::jit {
@@ -67,6 +69,11 @@ class Lens {
   void SetSmoothActivationRules(bool on) { smooth_activation_rules_ = on; }
   bool SmoothActivationRules() const { return smooth_activation_rules_; }
 
+  // The LRP rules that BackwardRule::kLrp passes use (model/lrp.h), and what they do to this
+  // model's graph (throws UsageError for a rule given to a path that is no layer of it).
+  void SetLrpRules(const LrpRules& rules) { lrp_rules_ = rules; }
+  LrpCensus LrpPlan(const LrpRules& rules) const;
+
   struct Capture {
     torch::Tensor output;                     // the model's output (undefined: not asked for)
     std::vector<torch::Tensor> activations;   // one per requested layer, in request order
@@ -105,6 +112,7 @@ class Lens {
   std::map<std::string, size_t> index_;
   int64_t rectifier_count_ = 0;
   bool smooth_activation_rules_ = false;
+  LrpRules lrp_rules_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> cache_;
 };

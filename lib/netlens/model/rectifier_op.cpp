@@ -58,6 +58,8 @@ class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
       grad_in = DeepLiftRescale(x, g, lo, hi);
     } else if (rule == BackwardRule::kDeconvnet) {
       grad_in = g.clamp_min(0);
+    } else if (rule == BackwardRule::kLrp) {
+      grad_in = g;
     } else {
       // threshold_backward(g, x, lo) is g where x > lo, else 0: ReLU's own fused backward kernel.
       grad_in = at::threshold_backward(rule == BackwardRule::kGuided ? g.clamp_min(0) : g, x, lo);
@@ -82,6 +84,7 @@ class ActivationRuleFunction : public torch::autograd::Function<ActivationRuleFu
     const auto rule = static_cast<BackwardRule>(ctx->saved_data["rule"].toInt());
     const torch::Tensor& g = grad_outputs[0];
     if (rule == BackwardRule::kDeconvnet) return {g.clamp_min(0), torch::Tensor(), torch::Tensor()};
+    if (rule == BackwardRule::kLrp) return {g, torch::Tensor(), torch::Tensor()};
     // On to f's own backward: f'(x) * relu(g) under the guided rule, f'(x) * g otherwise.
     return {torch::Tensor(), rule == BackwardRule::kGuided ? g.clamp_min(0) : g, torch::Tensor()};
   }

@@ -8,6 +8,7 @@
 //                 grad_out * (y - y0) / (x - x0), or the ordinary gradient where |x - x0| < 1e-10
 //                 (the rescale rule of Shrikumar et al. 2017, as Captum's DeepLift)
 //   4 (deeplift, Captum's un-pooling) the same for rectifiers; see below for max-pooling
+//   5 (lrp)       grad_in = grad_out: relevance passes activations unchanged (model/lrp.h)
 // The lens puts this op in place of every relu, relu_, relu6 and hardtanh(0, max) of a graph
 // to change the backward rule of a whole model, whatever form its ReLUs take. Under the deeplift
 // rules it also puts netlens::deeplift_max_pool2d in place of max_pool2d: forward max_pool2d,
@@ -24,6 +25,7 @@
 // op returns it and decides where the incoming gradient goes:
 //   1 (guided)    relu(grad_out) on to f's backward: grad_in = f'(x) * relu(grad_out)
 //   2 (deconvnet) grad_in = relu(grad_out), f's backward skipped
+//   5 (lrp)       grad_in = grad_out, f's backward skipped (relevance passes through)
 //   any other     grad_out on to f's backward (the ordinary gradient)
 // For a ReLU both reduce to the rules above. In-place forms (silu_, ...) become out-of-place
 // first, so that x still holds the activation's input.
@@ -31,7 +33,7 @@
 
 namespace netlens {
 
-enum class BackwardRule { kVanilla = 0, kGuided = 1, kDeconvnet = 2, kDeepLift = 3, kDeepLiftCaptum = 4 };
+enum class BackwardRule { kVanilla = 0, kGuided = 1, kDeconvnet = 2, kDeepLift = 3, kDeepLiftCaptum = 4, kLrp = 5 };
 
 inline bool IsDeepLift(BackwardRule rule) {
   return rule == BackwardRule::kDeepLift || rule == BackwardRule::kDeepLiftCaptum;

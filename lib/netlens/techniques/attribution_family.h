@@ -15,6 +15,7 @@ TechniqueInfo NeuronConductanceTechnique();
 TechniqueInfo GradientShapTechnique();
 TechniqueInfo DeepLiftTechnique();
 TechniqueInfo DeepLiftShapTechnique();
+TechniqueInfo LrpTechnique();
 TechniqueInfo FeatureAblationTechnique();  // superpixels.h: segmentation and baselines
 TechniqueInfo KernelShapTechnique();
 TechniqueInfo LimeTechnique();

@@ -36,6 +36,7 @@ const std::vector<TechniqueInfo>& Techniques() {
       GradientShapTechnique(),
       DeepLiftTechnique(),
       DeepLiftShapTechnique(),
+      LrpTechnique(),
       FeatureAblationTechnique(),
       KernelShapTechnique(),
       LimeTechnique(),

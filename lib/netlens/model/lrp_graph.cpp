@@ -1,0 +1,348 @@
+// The graph rewrite that puts LRP's rules into a forward graph (see lrp.h).
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "netlens/core/errors.h"
+#include "netlens/core/strings.h"
+#include "netlens/model/graph.h"
+#include "netlens/model/lrp.h"
+
+namespace netlens {
+namespace {
+
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
+bool IsNone(const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
+
+std::string OpName(const Node* n) {
+  std::string name = n->kind().toUnqualString();
+  if (name.size() > 1 && name.back() == '_' && name[name.size() - 2] != '_') name.pop_back();  // add_ -> add
+  return name;
+}
+
+c10::optional<bool> ConstantBool(Value* v) {
+  const auto iv = torch::jit::toIValue(v);
+  if (iv && iv->isBool()) return iv->toBool();
+  return c10::nullopt;
+}
+
+// A convolution or linear layer and where its arguments are.
+struct AffineNode {
+  Node* node = nullptr;
+  Value *x = nullptr, *w = nullptr, *b = nullptr;
+  Value *stride = nullptr, *padding = nullptr, *dilation = nullptr, *groups = nullptr;
+  bool conv = true;
+};
+
+c10::optional<AffineNode> AsAffine(Node* n) {
+  const std::string kind = n->kind().toQualString();
+  if (kind == "aten::_convolution" && n->inputs().size() >= 9) {
+    if (ConstantBool(n->input(6)) != c10::optional<bool>(false)) return c10::nullopt;  // transposed
+    return AffineNode{n, n->input(0), n->input(1), n->input(2), n->input(3), n->input(4), n->input(5), n->input(8), true};
+  }
+  if ((kind == "aten::conv1d" || kind == "aten::conv2d" || kind == "aten::conv3d") && n->inputs().size() == 7 &&
+      n->input(4)->type()->kind() == c10::TypeKind::ListType)  // not the padding="same" overload
+    return AffineNode{n, n->input(0), n->input(1), n->input(2), n->input(3), n->input(4), n->input(5), n->input(6), true};
+  if (kind == "aten::linear" && n->inputs().size() == 3) {
+    AffineNode a{n, n->input(0), n->input(1), n->input(2)};
+    a.conv = false;
+    return a;
+  }
+  return c10::nullopt;
+}
+
+// batch_norm in eval mode with running statistics.
+bool IsEvalBatchNorm(Node* n) {
+  return n->kind() == c10::aten::batch_norm && n->inputs().size() == 9 &&
+         ConstantBool(n->input(5)) == c10::optional<bool>(false) && !IsNone(n->input(3)) && !IsNone(n->input(4));
+}
+
+// The batch norm that is the only reader of an affine layer's output, to fold into it.
+Node* FoldableBatchNorm(Value* y) {
+  if (y->uses().size() != 1) return nullptr;
+  const auto& use = y->uses()[0];
+  return use.offset == 0 && IsEvalBatchNorm(use.user) ? use.user : nullptr;
+}
+
+// The inputs of a sum or pooling that the norm rule multiplies by (none: not such an op).
+std::vector<size_t> NormInputs(Node* n, const std::set<const Value*>& dep) {
+  static const std::set<std::string> pools = {
+      "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+      "adaptive_avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d", "mean"};
+  if (n->kind().ns() != c10::namespaces::aten || n->outputs().size() != 1 || !IsTensor(n->output())) return {};
+  const std::string name = OpName(n);
+  if (!dep.count(n->input(0))) return {};
+  if (name == "add" && n->inputs().size() == 3 && IsTensor(n->input(1)) && dep.count(n->input(1))) return {0, 1};
+  if (pools.count(name) && n->kind().toUnqualString() == name) return {0};
+  if (IsEvalBatchNorm(n)) return {0};
+  return {};
+}
+
+// Ops whose ordinary gradient moves relevance exactly: they only copy, select or rearrange.
+bool MovesOnly(const std::string& name) {
+  static const std::set<std::string> names = {
+      "cat", "stack", "flatten", "view", "reshape", "_unsafe_view", "dropout", "feature_dropout", "alpha_dropout",
+      "clone", "contiguous", "permute", "transpose", "t", "squeeze", "unsqueeze", "slice", "select", "chunk",
+      "split", "split_with_sizes", "unbind", "narrow", "detach", "to", "type_as", "expand", "expand_as", "flip",
+      "constant_pad_nd", "pad", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "__getitem__", "copy",
+      "identity", "numpy_T", "movedim", "unflatten", "repeat", "roll"};
+  return names.count(name) > 0;
+}
+
+bool ReadsAndMakesTensors(Node* n) {
+  bool in = false, out = false;
+  for (Value* v : n->inputs()) in = in || IsTensor(v);
+  for (Value* v : n->outputs()) out = out || IsTensor(v);
+  return in && out;
+}
+
+std::string InnermostPath(const Node* n) {
+  const auto paths = NodePaths(n);
+  return paths.empty() ? "" : paths.back();
+}
+
+void RewriteAffine(Graph& graph, const AffineNode& a, Node* bn, LrpRule rule, const std::vector<double>& params,
+                   std::pair<Value*, Value*> bounds) {
+  Node* last = bn ? bn : a.node;
+  torch::jit::WithInsertPoint guard(last->next());
+  Value* none = graph.insertConstant(c10::IValue());
+  if (!bounds.first) bounds = {none, none};
+  Value* empty = graph.insertConstant(std::vector<int64_t>{});
+  // The layer's input as it is now: an earlier rewrite may have put a rule's op in front of it.
+  std::vector<torch::jit::NamedValue> args{a.node->input(0), last->output(), a.w, a.b};
+  if (a.conv) {
+    args.insert(args.end(), {a.stride, a.padding, a.dilation, a.groups});
+  } else {
+    args.insert(args.end(), {empty, empty, empty, graph.insertConstant(static_cast<int64_t>(1))});
+  }
+  if (bn) {
+    args.insert(args.end(), {bn->input(1), bn->input(2), bn->input(3), bn->input(4), bn->input(7)});
+  } else {
+    args.insert(args.end(), {none, none, none, none, graph.insertConstant(0.0)});
+  }
+  args.insert(args.end(), {bounds.first, bounds.second});
+  args.emplace_back(graph.insertConstant(static_cast<int64_t>(rule)));
+  args.emplace_back(graph.insertConstant(params));
+  Value* out = graph.insert(c10::Symbol::fromQualString(kLrpAffineOp), args);
+  out->node()->copyMetadata(last);
+  last->output()->replaceAllUsesAfterNodeWith(out->node(), out);
+}
+
+void RewriteNorm(Graph& graph, Node* n, const std::vector<size_t>& inputs, double eps) {
+  const bool inplace = n->kind() == c10::aten::add_;
+  Node* op = n;
+  if (inplace) {  // out of place, so that each input keeps its value for the rule
+    op = graph.create(c10::aten::add, n->inputs(), 1);
+    op->insertBefore(n);
+    op->output()->setType(n->output()->type());
+    op->copyMetadata(n);
+  }
+  for (size_t i : inputs) {
+    torch::jit::WithInsertPoint guard(op);
+    Value* in = graph.insert(c10::Symbol::fromQualString(kLrpNormInOp), {op->input(i)});
+    in->node()->copyMetadata(n);
+    op->replaceInput(i, in);
+  }
+  torch::jit::WithInsertPoint guard(op->next());
+  Value* out = graph.insert(c10::Symbol::fromQualString(kLrpNormOutOp), {op->output(), graph.insertConstant(eps)});
+  out->node()->copyMetadata(n);
+  if (inplace) {
+    Value* target = n->input(0);
+    n->output()->replaceAllUsesWith(out);
+    target->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
+    n->destroy();
+  } else {
+    op->output()->replaceAllUsesAfterNodeWith(out->node(), out);
+  }
+}
+
+// The values computed from the model input (the rules apply to those; a parameter or a constant
+// is not relevance).
+std::set<const Value*> DependentValues(Graph& graph, Value* image) {
+  std::set<const Value*> dep;
+  if (!image) return dep;
+  dep.insert(image);
+  ForEachNode(graph.block(), [&](Node* n) {
+    for (Value* v : n->inputs()) {
+      if (!dep.count(v)) continue;
+      for (Value* o : n->outputs()) dep.insert(o);
+      break;
+    }
+  });
+  return dep;
+}
+
+// add, sub, mul or div of one descendant of the model input by constants (a model's own
+// preprocessing): the index of that input, else -1.
+int ScaledInput(Node* n, const std::set<const Value*>& dep) {
+  static const std::set<std::string> ops = {"add", "sub", "mul", "div"};
+  if (n->kind().ns() != c10::namespaces::aten || !ops.count(OpName(n)) || n->outputs().size() != 1 ||
+      !IsTensor(n->output()))
+    return -1;
+  int d = -1;
+  for (size_t i = 0; i < n->inputs().size(); ++i) {
+    if (!dep.count(n->input(i))) continue;
+    if (d >= 0) return -1;
+    d = static_cast<int>(i);
+  }
+  return d >= 0 && IsTensor(n->input(d)) ? d : -1;
+}
+
+bool IsInplace(const Node* n) { return std::string(n->kind().toUnqualString()) != OpName(n); }
+
+// Relevance passes op(x, constants) unchanged to x (its input `index`): netlens::activation_rule(x,
+// y, lrp) after it.
+void RewritePass(Graph& graph, Node* n, int index) {
+  Value* x = n->input(index);  // as it is now, after the rewrites before this one
+  Node* f = n;
+  if (IsInplace(n)) {  // out of place, so that x keeps its value
+    f = graph.create(c10::Symbol::fromQualString("aten::" + OpName(n)), n->inputs(), 1);
+    f->insertBefore(n);
+    f->output()->setType(n->output()->type());
+    f->copyMetadata(n);
+  }
+  torch::jit::WithInsertPoint guard(f->next());
+  Value* out = graph.insert(c10::Symbol::fromQualString(kActivationRuleOp),
+                            {x, f->output(), graph.insertConstant(static_cast<int64_t>(BackwardRule::kLrp))});
+  out->node()->copyMetadata(n);
+  if (f != n) {
+    n->output()->replaceAllUsesWith(out);
+    n->input(0)->replaceAllUsesAfterNodeWith(n, out);
+    n->destroy();
+  } else {
+    f->output()->replaceAllUsesAfterNodeWith(out->node(), out);
+  }
+}
+
+// The zbox bounds at an affine layer's input x: the model input's bounds (per channel, pixels in
+// [0, 1] normalized) sent through the ops between the model input and x, which must be elementwise
+// or moves (a model's own preprocessing); elementwise min and max of the two, as a negative scale
+// swaps them.
+std::pair<Value*, Value*> BoundsAt(Graph& graph, const std::vector<Node*>& nodes, Node* layer, Value* x, Value* image,
+                                   const std::set<const Value*>& dep, const LrpRules& rules) {
+  const std::string where = Quote(InnermostPath(layer));
+  if (!image || !dep.count(x) || rules.low.empty())
+    throw UsageError("lrp: the zbox rule of layer " + where + " needs the bounds of its input, which is not the model input");
+  static const std::set<std::string> elementwise = {
+      "add", "sub", "mul", "div", "flip", "pad", "constant_pad_nd", "to", "contiguous", "clone", "slice", "select",
+      "index_select", "permute", "view", "reshape", "flatten", "detach", "type_as", "unsqueeze", "squeeze"};
+  std::set<const Value*> needed{x};
+  std::vector<Node*> prefix;
+  for (auto it = std::find(nodes.rbegin(), nodes.rend(), layer); it != nodes.rend(); ++it) {
+    Node* n = *it;
+    bool feeds = false;
+    for (Value* o : n->outputs()) feeds = feeds || needed.count(o);
+    if (!feeds) continue;
+    bool reads_input = false;
+    for (Value* v : n->inputs()) reads_input = reads_input || dep.count(v);
+    if (!reads_input) continue;
+    if (!elementwise.count(OpName(n)) || IsInplace(n))
+      throw UsageError("lrp: the zbox rule of layer " + where + " needs the bounds of its input, which the model computes " +
+                       "from its input by " + OpName(n) + "; give zbox to the first layer only (or flat, wsquare)");
+    prefix.insert(prefix.begin(), n);
+    for (Value* v : n->inputs())
+      if (dep.count(v)) needed.insert(v);
+  }
+  torch::jit::WithInsertPoint guard(layer);
+  auto bound = [&](const std::vector<double>& values) {
+    Value* constant = graph.insertConstant(
+        torch::tensor(values, torch::TensorOptions().dtype(torch::kFloat64)).view({1, -1, 1, 1}));
+    Value* typed = graph.insert(c10::aten::type_as, {constant, image});
+    Value* zero = graph.insert(c10::aten::mul, {image, graph.insertConstant(0.0)});
+    std::unordered_map<Value*, Value*> map{{image, graph.insert(c10::aten::add, {zero, typed})}};
+    for (Node* n : prefix) {
+      Node* copy = graph.insertNode(graph.createClone(n, [&](Value* v) {
+        auto found = map.find(v);
+        return found == map.end() ? v : found->second;
+      }));
+      for (size_t i = 0; i < n->outputs().size(); ++i) map[n->output(i)] = copy->output(i);
+    }
+    return map.at(x);
+  };
+  Value* a = bound(rules.low);
+  Value* b = bound(rules.high);
+  return {graph.insert(c10::aten::minimum, {a, b}), graph.insert(c10::aten::maximum, {a, b})};
+}
+
+}  // namespace
+
+LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
+  EnsureLrpOpRegistered();
+  LrpCensus census;
+  Value* image = graph.inputs().size() > 1 ? graph.inputs()[1] : nullptr;
+  std::vector<Node*> nodes;
+  ForEachNode(graph.block(), [&](Node* n) { nodes.push_back(n); });
+
+  const std::set<const Value*> dep = DependentValues(graph, image);
+  std::vector<std::pair<AffineNode, Node*>> affines;  // with the batch norm folded into each
+  std::vector<std::pair<Node*, std::vector<size_t>>> norms;
+  std::vector<std::pair<Node*, int>> scalings;
+  std::set<Node*> folded;
+  for (Node* n : nodes) {
+    if (folded.count(n)) continue;
+    std::vector<size_t> norm_inputs;
+    int scaled = -1;
+    if (auto a = AsAffine(n)) {
+      Node* bn = rules.fold_batch_norm ? FoldableBatchNorm(n->output()) : nullptr;
+      if (bn) folded.insert(bn);
+      affines.emplace_back(*a, bn);
+    } else if (!(norm_inputs = NormInputs(n, dep)).empty()) {
+      norms.emplace_back(n, norm_inputs);
+    } else if ((scaled = ScaledInput(n, dep)) >= 0) {
+      scalings.emplace_back(n, scaled);
+      ++census.passed[OpName(n)];
+    } else if (!AsRectifier(n) && !AsSmoothActivation(n) && n->kind().ns() == c10::namespaces::aten &&
+               ReadsAndMakesTensors(n) && !MovesOnly(OpName(n))) {
+      ++census.ordinary[OpName(n)];
+    }
+  }
+  const ActivationCensus activations = CountActivations(graph);
+  for (const auto& [op, count] : activations.rectifiers) census.passed[op] += count;
+  for (const auto& [op, count] : activations.others) census.passed[op] += count;
+
+  // The first layer: the one(s) reading the model input, else the first in forward order.
+  std::set<Node*> first;
+  for (const auto& [a, bn] : affines)
+    if (a.x == image) first.insert(a.node);
+  if (first.empty() && !affines.empty()) first.insert(affines.front().first.node);
+
+  const std::vector<double> params = LrpParams(rules);
+  std::vector<std::string> paths;
+  for (const auto& [a, bn] : affines) {
+    const std::string path = InnermostPath(a.node);
+    LrpRule rule = a.conv ? rules.conv : rules.dense;
+    if (rules.has_first && first.count(a.node)) rule = rules.first;
+    auto named = rules.layers.find(path);
+    if (named != rules.layers.end()) rule = named->second;
+    paths.push_back(path);
+    census.affine.push_back({path, a.conv ? "conv" : "linear", rule, bn ? InnermostPath(bn) : ""});
+    std::pair<Value*, Value*> bounds{nullptr, nullptr};
+    if (rule == LrpRule::kZBox) bounds = BoundsAt(graph, nodes, a.node, a.x, image, dep, rules);
+    RewriteAffine(graph, a, bn, rule, params, bounds);
+  }
+  for (const auto& [path, rule] : rules.layers) {
+    if (std::find(paths.begin(), paths.end(), path) != paths.end()) continue;
+    std::string msg = "--layer-rules: " + Quote(path) + " is not a convolution or linear layer of the model";
+    const std::string hint = DidYouMean(path, paths);
+    if (!hint.empty()) msg += "; " + hint;
+    throw UsageError(msg + " (LRP rules go to the " + std::to_string(paths.size()) +
+                     " convolution and linear layers; netlens inspect lists them)");
+  }
+  for (const auto& [n, inputs] : norms) {
+    ++census.normalized[OpName(n)];
+    RewriteNorm(graph, n, inputs, rules.epsilon);
+  }
+  for (const auto& [n, index] : scalings) RewritePass(graph, n, index);
+  ReplaceRectifiers(graph, BackwardRule::kLrp, /*dry_run=*/false);
+  ReplaceSmoothActivations(graph, BackwardRule::kLrp);
+  return census;
+}
+
+}  // namespace netlens

@@ -1,0 +1,45 @@
+# Prints Captum's LRP (EpsilonRule everywhere, its default; epsilon 1e-9) on SqueezeNet 1.0 for the
+# unit test Lrp.EqualsCaptumsOnSqueezeNet (run from the repository root with Captum's source at
+# CAPTUM=/path/to/captum and the shared models at NETLENS_SHARED_MODELS):
+#   /usr/bin/python3 tools/check_captum_lrp.py
+# Captum's LRP needs a rule for every leaf module, and the file's preprocessing (x * std + mean,
+# x 255, RGB -> BGR, minus the Caffe mean) is a TorchScript module it has none for: Captum runs on
+# features + classifier from the preprocessed input p. netlens passes relevance through that
+# elementwise preprocessing unchanged, so its map at image channel c is Captum's at p's channel
+# 2 - c (the flip), which is what this prints.
+import os
+import sys
+
+import torch
+
+import squeezenet_eager
+
+sys.path.insert(0, os.environ.get("CAPTUM", "/tmp/captum"))
+from captum.attr import LRP  # noqa: E402
+
+scripted, model = squeezenet_eager.load()
+x = squeezenet_eager.test_input()
+
+
+class Inner(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features, self.classifier = model.features, model.classifier
+
+    def forward(self, p):
+        return torch.flatten(self.classifier(self.features(p)), 1)
+
+
+inner = Inner().double().eval()
+with torch.no_grad():
+    p = model.preprocess(x)
+target = 281
+attr, delta = LRP(inner).attribute(p.clone().requires_grad_(True), target=target, return_convergence_delta=True)
+attr = attr.detach().flip(1)  # back to the image's channel order
+print("logit", repr(float(inner(p)[0, target])), "convergence delta", repr(float(delta)))
+print("sum", repr(float(attr.sum())))
+print("abs_sum", repr(float(attr.abs().sum())))
+flat = attr.flatten()
+for i in flat.abs().topk(3).indices.tolist():
+    c, r = divmod(i, 224 * 224)
+    print("input", c, r // 224, r % 224, repr(float(flat[i])))
