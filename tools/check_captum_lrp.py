@@ -43,3 +43,19 @@ flat = attr.flatten()
 for i in flat.abs().topk(3).indices.tolist():
     c, r = divmod(i, 224 * 224)
     print("input", c, r // 224, r % 224, repr(float(flat[i])))
+
+if "--time" in sys.argv:
+    # Captum's LRP against netlens bench --only lrp: float32, the threads netlens uses, best of 5.
+    import time
+
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    inner32 = Inner().float().eval()
+    for q in inner32.parameters():
+        q.requires_grad_(False)
+    p32 = p.float()
+    best = float("inf")
+    for _ in range(6):
+        start = time.perf_counter()
+        LRP(inner32).attribute(p32.clone().requires_grad_(True), target=target)
+        best = min(best, time.perf_counter() - start)
+    print(f"Captum LRP, SqueezeNet 1.0 float32, {torch.get_num_threads()} threads: {best * 1000:.1f} ms")

@@ -205,6 +205,8 @@ TEST(Cli, BadInputGivesExitCodeTwoAndAClearMessage) {
       {"integrated-gradients" + model + cat + " --resize none --baseline " + Shared("images/scream.jpg") + out,
        "is 352x448 after preprocessing, the image 512x341"},
       {"lime" + model + cat + " --feature-mask " + dir + "/one.npy" + out, "gives 1 superpixel"},
+      {"lrp" + model + cat + " --layer-rules features.3.sqeeze=flat" + out, "did you mean \"features.3.squeeze\""},
+      {"lrp" + model + cat + " --composite epsilon-plus-flta" + out, "epsilon-plus-flat"},
       {"kernel-shap" + model + cat + " --feature-mask " + dir + "/model.pt" + out, "feature mask"},
   };
   for (const auto& c : cases) {
@@ -309,6 +311,7 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
       {"kernel-shap", "--segments 16 --samples 64"},
       {"lime", "--segments 16 --samples 64 --baseline mean"},
       {"gradient-shap", "--samples 8"},
+      {"lrp", "--composite epsilon-gamma-box --layer-rules linear=epsilon"},
       {"neuron-conductance", "--layer layer3 --steps 8"},
       {"deeplift", "--baseline blur"},
       {"deeplift-shap", "--batch-size 2"},
@@ -345,6 +348,11 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
   // ResNet-20 is rectifiers, convolutions, batch norm and sums: DeepLIFT sums to the difference.
   const Json deeplift = ReadJson(dir + "/" + std::to_string(runs.size() - 2) + "/manifest.json")["jobs"][0];
   EXPECT_LT(deeplift["metrics"]["summation_to_delta"]["relative_delta"].get<double>(), 1e-4) << deeplift["metrics"].dump();
+  // LRP: the input's relevance and what the layers absorb make up the logit; batch norms folded.
+  const Json lrp = ReadJson(dir + "/" + std::to_string(runs.size() - 4) + "/manifest.json")["jobs"][0];
+  EXPECT_LT(lrp["metrics"]["conservation"]["relative_delta"].get<double>(), 1e-4) << lrp["metrics"].dump();
+  EXPECT_EQ(lrp["metrics"]["lrp"]["batch_norms_folded"], 19);
+  EXPECT_EQ(lrp["metrics"]["lrp"]["rules"]["zbox"], 1);
 }
 
 TEST(Cli, BenchPrintsATableWithRatios) {

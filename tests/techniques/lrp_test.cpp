@@ -32,42 +32,53 @@ TEST(Lrp, RulesOfOneLinearLayerFollowTheirDefinitions) {
   torch::manual_seed(41);
   Dense net;
   const torch::Tensor x = torch::randn({1, 3, 3, 3}, torch::kFloat64);
-  const int64_t t = 2;
   const double eps = 1e-9;
-  const torch::Tensor xf = x.flatten(), w = net.W[t], wp = w.clamp_min(0), wn = w.clamp_max(0);
-  const torch::Tensor xp = xf.clamp_min(0), xn = xf.clamp_max(0);
-  const torch::Tensor b = net.b[t], bp = b.clamp_min(0), bn = b.clamp_max(0);
-  const torch::Tensor f = xf.dot(w) + b;  // the logit, the relevance to distribute
-  const auto relevance = [&](Json options) {
-    const auto out = RunTechnique("lrp", *net.model, x, t, std::move(options));
-    const Json& c = out.metrics["conservation"];
-    EXPECT_NEAR(c["output"].get<double>(), f.item<double>(), 1e-12);
-    EXPECT_LT(c["relative_delta"].get<double>(), 1e-12) << c.dump();
-    return out.artifacts[0].tensor.flatten();
-  };
-  EXPECT_TRUE(test::AllClose(relevance(Json::object()), xf * w * f / Stab(f, eps), 1e-12));
-  EXPECT_TRUE(test::AllClose(relevance({{"bias", "zero"}}), xf * w * f / Stab(xf.dot(w), eps), 1e-12));
-  const torch::Tensor wg = w + 0.5 * wp, zg = xf.dot(wg) + b + 0.5 * bp;
-  EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=gamma"}}, {"gamma", 0.5}}), xf * wg * f / Stab(zg, eps), 1e-12));
-  const torch::Tensor zp = xp.dot(wp) + xn.dot(wn) + bp, zn = xp.dot(wn) + xn.dot(wp) + bn;
-  const torch::Tensor positive = (xp * wp + xn * wn) * f / Stab(zp, eps), negative = (xp * wn + xn * wp) * f / Stab(zn, eps);
-  EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=zplus"}}}), positive, 1e-12));
-  EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=alpha-beta"}}, {"alpha", 3}, {"beta", 2}}),
-                             3 * positive - 2 * negative, 1e-12));
-  EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=flat"}}}), torch::ones_like(xf) * f / Stab(torch::full({}, 27.0, torch::kFloat64), eps), 1e-12));
-  const torch::Tensor w2 = w * w;
-  EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"first=wsquare"}}}), w2 * f / Stab(w2.sum() + b * b, eps), 1e-12));
-  // zbox: the bounds of the normalized input, pixels in [0, 1] through the model's mean and std.
-  const auto& m = net.model->meta();
-  torch::Tensor low = torch::empty({3, 9}, torch::kFloat64), high = torch::empty({3, 9}, torch::kFloat64);
-  for (int64_t c = 0; c < 3; ++c) {
-    low[c].fill_(-m.mean[c] / m.std[c]);
-    high[c].fill_((1 - m.mean[c]) / m.std[c]);
+  bool positive_seen = false, negative_seen = false;
+  for (int64_t t = 0; t < 4; ++t) {
+    const torch::Tensor xf = x.flatten(), w = net.W[t], wp = w.clamp_min(0), wn = w.clamp_max(0);
+    const torch::Tensor xp = xf.clamp_min(0), xn = xf.clamp_max(0);
+    const torch::Tensor b = net.b[t], bp = b.clamp_min(0), bn = b.clamp_max(0);
+    const torch::Tensor f = xf.dot(w) + b;  // the logit, the relevance to distribute
+    const auto relevance = [&](Json options) {
+      const auto out = RunTechnique("lrp", *net.model, x, t, std::move(options));
+      const Json& c = out.metrics["conservation"];
+      EXPECT_NEAR(c["output"].get<double>(), f.item<double>(), 1e-12);
+      EXPECT_LT(c["relative_delta"].get<double>(), 1e-12) << c.dump();
+      return out.artifacts[0].tensor.flatten();
+    };
+    EXPECT_TRUE(test::AllClose(relevance(Json::object()), xf * w * f / Stab(f, eps), 1e-12));
+    EXPECT_TRUE(test::AllClose(relevance({{"bias", "zero"}}), xf * w * f / Stab(xf.dot(w), eps), 1e-12));
+    // Generalized gamma: the output's sign picks W + gamma W+ (positive) or W + gamma W- (negative)
+    // for the positive inputs, the other for the negative ones.
+    const torch::Tensor wgp = w + 0.5 * wp, wgn = w + 0.5 * wn;
+    const bool up = f.item<double>() > 0;
+    const torch::Tensor w1 = up ? wgp : wgn, w2 = up ? wgn : wgp, b1 = b + 0.5 * (up ? bp : bn);
+    const torch::Tensor zg = xp.dot(w1) + xn.dot(w2) + b1;
+    EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=gamma"}}, {"gamma", 0.5}}),
+                               (xp * w1 + xn * w2) * f / Stab(zg, eps), 1e-12));
+    const torch::Tensor zp = xp.dot(wp) + xn.dot(wn) + bp, zn = xp.dot(wn) + xn.dot(wp) + bn;
+    const torch::Tensor positive = (xp * wp + xn * wn) * f / Stab(zp, eps), negative = (xp * wn + xn * wp) * f / Stab(zn, eps);
+    EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=zplus"}}}), positive, 1e-12));
+    EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=alpha-beta"}}, {"alpha", 3}, {"beta", 2}}),
+                               3 * positive - 2 * negative, 1e-12));
+    EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"linear=flat"}}}), torch::ones_like(xf) * f / Stab(torch::full({}, 27.0, torch::kFloat64), eps), 1e-12));
+    const torch::Tensor wsq = w * w;
+    EXPECT_TRUE(test::AllClose(relevance({{"layer_rules", {"first=wsquare"}}}), wsq * f / Stab(wsq.sum() + b * b, eps), 1e-12));
+    // zbox: the bounds of the normalized input, pixels in [0, 1] through the model's mean and std.
+    const auto& m = net.model->meta();
+    torch::Tensor low = torch::empty({3, 9}, torch::kFloat64), high = torch::empty({3, 9}, torch::kFloat64);
+    for (int64_t c = 0; c < 3; ++c) {
+      low[c].fill_(-m.mean[c] / m.std[c]);
+      high[c].fill_((1 - m.mean[c]) / m.std[c]);
+    }
+    low = low.flatten();
+    high = high.flatten();
+    const torch::Tensor zb = xf.dot(w) + b - (low.dot(wp) + bp) - (high.dot(wn) + bn);
+    EXPECT_TRUE(test::AllClose(relevance({{"composite", "epsilon-gamma-box"}}),
+                               (xf * w - low * wp - high * wn) * f / Stab(zb, eps), 1e-12, 1e-9));
+    (up ? positive_seen : negative_seen) = true;
   }
-  low = low.flatten();
-  high = high.flatten();
-  const torch::Tensor zb = xf.dot(w) + b - (low.dot(wp) + bp) - (high.dot(wn) + bn);
-  EXPECT_TRUE(test::AllClose(relevance({{"composite", "epsilon-gamma-box"}}), (xf * w - low * wp - high * wn) * f / Stab(zb, eps), 1e-12));
+  EXPECT_TRUE(positive_seen && negative_seen);  // both branches of the generalized gamma rule
 }
 
 // conv -> conv (one convolution reading another's output directly) -> relu -> max_pool2d(3, 2,

@@ -20,7 +20,9 @@
 // The rules of an affine layer z = W x + b, with R the relevance at z, stab(z) = z + eps * sign(z)
 // (sign(0) = 1), W+ = max(W, 0), W- = min(W, 0), x+ and x- likewise:
 //   epsilon     R_in = x * W^T (R / stab(z))                             (Bach et al. 2015)
-//   gamma       the same with W + gamma W+ and b + gamma b+ in place of W and b  (Montavon 2019)
+//   gamma       the same with W + gamma W+ and b + gamma b+ in place of W and b (Montavon 2019)
+//               for positive outputs, W + gamma W- and b + gamma b- for negative ones, the
+//               negative inputs taking the other (Zennit's generalized gamma)
 //   alpha-beta  alpha * positive part - beta * negative part, each with its own denominator
 //               z_p = W+ x+ + W- x- + b+, z_n = W- x+ + W+ x- + b-       (Bach et al. 2015)
 //   zplus       alpha-beta with alpha 1, beta 0                          (Montavon et al. 2017)

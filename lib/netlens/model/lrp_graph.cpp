@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "netlens/core/errors.h"
+#include "netlens/core/log.h"
 #include "netlens/core/strings.h"
 #include "netlens/model/graph.h"
 #include "netlens/model/lrp.h"
@@ -64,11 +65,23 @@ bool IsEvalBatchNorm(Node* n) {
          ConstantBool(n->input(5)) == c10::optional<bool>(false) && !IsNone(n->input(3)) && !IsNone(n->input(4));
 }
 
-// The batch norm that is the only reader of an affine layer's output, to fold into it.
+// Ops that read a tensor's shape, type or device, not its values (a scripted BatchNorm's
+// _check_input_dim).
+bool ReadsMetadataOnly(const Node* n) {
+  static const std::set<std::string> names = {"aten::dim", "aten::size", "aten::numel", "aten::len", "prim::device",
+                                              "prim::dtype", "prim::layout", "aten::is_floating_point"};
+  return names.count(n->kind().toQualString()) > 0;
+}
+
+// The batch norm that is the only reader of an affine layer's output values, to fold into it.
 Node* FoldableBatchNorm(Value* y) {
-  if (y->uses().size() != 1) return nullptr;
-  const auto& use = y->uses()[0];
-  return use.offset == 0 && IsEvalBatchNorm(use.user) ? use.user : nullptr;
+  Node* bn = nullptr;
+  for (const auto& use : y->uses()) {
+    if (ReadsMetadataOnly(use.user)) continue;
+    if (bn || use.offset != 0 || !IsEvalBatchNorm(use.user)) return nullptr;
+    bn = use.user;
+  }
+  return bn;
 }
 
 // The inputs of a sum or pooling that the norm rule multiplies by (none: not such an op).
@@ -291,6 +304,12 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     int scaled = -1;
     if (auto a = AsAffine(n)) {
       Node* bn = rules.fold_batch_norm ? FoldableBatchNorm(n->output()) : nullptr;
+      if (!bn && n->output()->uses().size() > 1) {
+        std::string users;
+        for (const auto& use : n->output()->uses()) users += std::string(" ") + use.user->kind().toQualString();
+        Log().debug("lrp: {} has {} readers ({}), so no batch norm is folded into it", InnermostPath(n),
+                    n->output()->uses().size(), Trim(users));
+      }
       if (bn) folded.insert(bn);
       affines.emplace_back(*a, bn);
     } else if (!(norm_inputs = NormInputs(n, dep)).empty()) {

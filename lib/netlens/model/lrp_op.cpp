@@ -74,9 +74,23 @@ Tensor AffineRule(const Affine& a, const Tensor& x, const Tensor& y, const Tenso
       return x * a.Transposed(x, w, Ratio(g, z, eps));
     }
     case LrpRule::kGamma: {
-      const Tensor wg = w + gamma * w.clamp_min(0);
-      const Tensor bg = b.defined() ? b + gamma * b.clamp_min(0) : b;
-      return x * a.Transposed(x, wg, Ratio(g, a.Forward(x, wg, bg), eps));
+      // Zennit's generalized gamma: a positive output takes W + gamma W+ on positive inputs and
+      // W + gamma W- on negative ones (its denominator is at least z), a negative output the
+      // mirror; for a ReLU network's positive inputs and outputs, the rule of Montavon et al.
+      const Tensor wp = w + gamma * w.clamp_min(0), wn = w + gamma * w.clamp_max(0);
+      const Tensor bp = b + gamma * b.clamp_min(0), bn = b + gamma * b.clamp_max(0);
+      const bool mixed = (x < 0).any().item<bool>();
+      const Tensor xp = mixed ? x.clamp_min(0) : x, xn = x.clamp_max(0);
+      Tensor zp = a.Forward(xp, wp, bp), zn = a.Forward(xp, wn, bn);
+      if (mixed) {
+        zp = zp + a.Forward(xn, wn, torch::zeros_like(b));
+        zn = zn + a.Forward(xn, wp, torch::zeros_like(b));
+      }
+      const Tensor sp = Ratio(g * (y > 0).to(g.scalar_type()), zp, eps);
+      const Tensor sn = Ratio(g * (y < 0).to(g.scalar_type()), zn, eps);
+      Tensor r = xp * (a.Transposed(x, wp, sp) + a.Transposed(x, wn, sn));
+      if (mixed) r = r + xn * (a.Transposed(x, wn, sp) + a.Transposed(x, wp, sn));
+      return r;
     }
     case LrpRule::kAlphaBeta:
     case LrpRule::kZPlus: {

@@ -150,6 +150,8 @@ int RunBench(const Params& p) {
       {{"gradcam", {{"layer", cam_layers}}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
       {{"gradcam++", {{"layer", cam_layers}}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
       {{"deeplift", {}, "1 fwd+bwd of a batch of 2"}, [&] { fb(2, 2); }},
+      {{"lrp", {}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
+      {{"lrp", {{"composite", "epsilon-gamma-box"}}, "1 fwd+bwd"}, [&] { fb(1, 1); }},
       {{"smoothgrad", {{"samples", 50}, {"batch_size", 16}}, "50 fwd+bwd in batches of 16"}, [&] { fb(50, 16); }},
       {{"integrated-gradients", {{"steps", 50}, {"batch_size", 16}}, "50 fwd+bwd in batches of 16"}, [&] { fb(50, 16); }},
       {{"occlusion", {{"window", 32}, {"stride", 16}, {"batch_size", 32}}, std::to_string(occlusions) + " fwd in batches of 32"},
