@@ -106,23 +106,26 @@ TEST_P(Architectures, DeepLiftSumsToTheLogitDifference) {
   EXPECT_EQ(outcome.metrics["activations"]["rewritten"].get<int64_t>(), model->lens().RectifierCount());
 }
 
-// LRP (Zennit's epsilon-plus-flat, float64): every op between the input and the logits has a rule
-// or only moves values, so the relevance at the input plus what biases and stabilizers absorb is the
-// logit; batch norms after convolutions are folded into them.
+// LRP (Zennit's epsilon-plus-flat and epsilon-gamma-box, float64): every op between the input and
+// the logits has a rule or only moves values, so the relevance at the input plus what biases and
+// stabilizers absorb is the logit; batch norms after convolutions are folded into them; the z-box
+// bounds reach the first layer through GoogLeNet's input transform.
 TEST_P(Architectures, LrpConservesRelevance) {
   auto model = LoadExport(GetParam() + ".pt", "float64");
   if (!model) GTEST_SKIP() << "export the test models first (tools/test.sh does)";
   const torch::Tensor x = torch::randn({1, 3, 64, 64}, at::detail::createCPUGenerator(7), torch::kFloat64) * 50;
-  const auto outcome = test::RunTechnique("lrp", *model, x, 3, {{"composite", "epsilon-plus-flat"}});
-  const Json& c = outcome.metrics["conservation"];
-  EXPECT_LT(c["relative_delta"].get<double>(), 1e-6) << c.dump();
-  const Json& lrp = outcome.metrics["lrp"];
-  EXPECT_TRUE(lrp["ordinary_gradient"].empty()) << lrp["ordinary_gradient"].dump();
-  EXPECT_EQ(lrp["layers"][0]["rule"], "flat");
-  const bool has_bn = GetParam().rfind("resnet", 0) == 0 || GetParam().rfind("mobilenet", 0) == 0 ||
-                      GetParam().rfind("googlenet", 0) == 0;
-  if (has_bn) EXPECT_GT(lrp["batch_norms_folded"].get<int64_t>(), 0);
-  EXPECT_TRUE(torch::isfinite(outcome.artifacts[0].tensor).all().item<bool>());
+  for (const std::string composite : {"epsilon-plus-flat", "epsilon-gamma-box"}) {
+    const auto outcome = test::RunTechnique("lrp", *model, x, 3, {{"composite", composite}});
+    const Json& c = outcome.metrics["conservation"];
+    EXPECT_LT(c["relative_delta"].get<double>(), 1e-6) << composite << " " << c.dump();
+    const Json& lrp = outcome.metrics["lrp"];
+    EXPECT_TRUE(lrp["ordinary_gradient"].empty()) << lrp["ordinary_gradient"].dump();
+    EXPECT_EQ(lrp["layers"][0]["rule"], composite == "epsilon-plus-flat" ? "flat" : "zbox");
+    const bool has_bn = GetParam().rfind("resnet", 0) == 0 || GetParam().rfind("mobilenet", 0) == 0 ||
+                        GetParam().rfind("googlenet", 0) == 0;
+    if (has_bn) EXPECT_GT(lrp["batch_norms_folded"].get<int64_t>(), 0);
+    EXPECT_TRUE(torch::isfinite(outcome.artifacts[0].tensor).all().item<bool>()) << composite;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -245,7 +245,8 @@ std::pair<Value*, Value*> BoundsAt(Graph& graph, const std::vector<Node*>& nodes
     throw UsageError("lrp: the zbox rule of layer " + where + " needs the bounds of its input, which is not the model input");
   static const std::set<std::string> elementwise = {
       "add", "sub", "mul", "div", "flip", "pad", "constant_pad_nd", "to", "contiguous", "clone", "slice", "select",
-      "index_select", "permute", "view", "reshape", "flatten", "detach", "type_as", "unsqueeze", "squeeze"};
+      "index_select", "permute", "view", "reshape", "flatten", "detach", "type_as", "unsqueeze", "squeeze", "cat",
+      "stack"};
   std::set<const Value*> needed{x};
   std::vector<Node*> prefix;
   for (auto it = std::find(nodes.rbegin(), nodes.rend(), layer); it != nodes.rend(); ++it) {
