@@ -65,6 +65,11 @@ TEST(Options, RejectsNonIntegerAndListForScalar) {
   Validate({{"steps", 2.5}}, diag);
   Validate({{"steps", Json::array({1, 2})}}, diag);
   EXPECT_EQ(diag.errors().size(), 2u);
+  // Beyond int64 (a fuzzed task file: converting it was undefined behaviour, caught by UBSan).
+  Validate({{"steps", "633333333333333333333333"}}, diag);
+  Validate({{"steps", -1e300}}, diag);
+  ASSERT_EQ(diag.errors().size(), 4u);
+  EXPECT_NE(diag.errors()[2].find("out of range"), std::string::npos) << diag.errors()[2];
 }
 
 TEST(Options, ParamsFallBackToDefaultsAndCatchUndeclaredKeys) {

@@ -73,6 +73,11 @@ Json CoerceScalar(OptionType type, const Json& v, std::string& problem) {
         problem = "expected an integer, got " + Brief(v);
         return nullptr;
       }
+      // Beyond 2^63 the conversion is undefined; no option takes such a number.
+      if (!(std::fabs(*num) < 9.2e18)) {
+        problem = "integer " + Brief(v) + " is out of range";
+        return nullptr;
+      }
       return static_cast<int64_t>(*num);
     }
     default:
