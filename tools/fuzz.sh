@@ -43,8 +43,12 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for target in task_file image; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
   regressions=tests/fuzz/regressions/$target
+  # A crash file of an earlier run (fixed since, its input kept in the regressions) is not this
+  # run's; a regression that crashes again leaves one here and fails the run below.
+  rm -f build-fuzz/crashes/$target-*
+  mkdir -p build-fuzz/crashes
   if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
-    "$bin" -runs=0 "$regressions"/* 2>&1 | tail -n 2
+    "$bin" -runs=0 -artifact_prefix=build-fuzz/crashes/$target- "$regressions"/* 2>&1 | tail -n 2 || true
   fi
   # A seeded run starts from the seeds alone, as in CI; a timed run grows the kept corpus.
   [ -n "${FUZZ_SECONDS:-}" ] || rm -rf "build-fuzz/corpus/$target"
