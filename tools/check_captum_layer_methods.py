@@ -34,21 +34,11 @@ for name, method in (("LayerConductance", LayerConductance), ("InternalInfluence
 
 # NeuronConductance of the unit (445, 1, 12), Captum's default method (riemann_trapezoid), 16 steps.
 attr = NeuronConductance(model, model.features[12]).attribute(x, neuron_selector=(445, 1, 12), target=target, n_steps=16)
-print("NeuronConductance sum", repr(float(attr.sum())))
-print("abs_sum", repr(float(attr.abs().sum())))
-flat = attr.flatten()
-for i in flat.abs().topk(3).indices.tolist():
-    c, r = divmod(i, 224 * 224)
-    print("input", c, r // 224, r % 224, repr(float(flat[i])))
+squeezenet_eager.print_input_map("NeuronConductance", attr)
 
 # DeepLift (rescale rule, Captum's max-pool rule) on the eager copy (its nn.ReLU and nn.MaxPool2d
 # modules are what Captum hooks), zero baseline.
 from captum.attr import DeepLift  # noqa: E402
 
 attr, delta = DeepLift(model).attribute(x, target=target, baselines=0.0, return_convergence_delta=True)
-print("DeepLift sum", repr(float(attr.sum())), "convergence delta", repr(float(delta)))
-print("abs_sum", repr(float(attr.abs().sum())))
-flat = attr.flatten()
-for i in flat.abs().topk(3).indices.tolist():
-    c, r = divmod(i, 224 * 224)
-    print("input", c, r // 224, r % 224, repr(float(flat[i])))
+squeezenet_eager.print_input_map("DeepLift", attr, " convergence delta " + repr(float(delta)))

@@ -37,15 +37,10 @@ target = 281
 attr, delta = LRP(inner).attribute(p.clone().requires_grad_(True), target=target, return_convergence_delta=True)
 attr = attr.detach().flip(1)  # back to the image's channel order
 print("logit", repr(float(inner(p)[0, target])), "convergence delta", repr(float(delta)))
-print("sum", repr(float(attr.sum())))
-print("abs_sum", repr(float(attr.abs().sum())))
-flat = attr.flatten()
-for i in flat.abs().topk(3).indices.tolist():
-    c, r = divmod(i, 224 * 224)
-    print("input", c, r // 224, r % 224, repr(float(flat[i])))
+squeezenet_eager.print_input_map("LRP", attr)
 
 if "--time" in sys.argv:
-    # Captum's LRP against netlens bench --only lrp: float32, the threads netlens uses, best of 5.
+    # Captum's LRP against netlens bench --only lrp: float32, the threads netlens uses, best of 6.
     import time
 
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))

@@ -34,3 +34,14 @@ def test_input():
     """The float64 standard-normal 1x3x224x224 input of a CPU generator seeded 5 (the C++ tests
     draw the same one)."""
     return torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+
+
+def print_input_map(name, attr, extra=""):
+    """The figures the C++ tests compare with for a map over the 1x3x224x224 input: its sum,
+    absolute sum and three largest elements (by magnitude) with their positions."""
+    print(name + " sum", repr(float(attr.sum())) + extra)
+    print("abs_sum", repr(float(attr.abs().sum())))
+    flat = attr.flatten()
+    for i in flat.abs().topk(3).indices.tolist():
+        c, r = divmod(i, 224 * 224)
+        print("input", c, r // 224, r % 224, repr(float(flat[i])))

@@ -42,7 +42,8 @@ inline std::shared_ptr<Model> SharedSqueezeNet(const std::string& dtype = "float
   return Model::Load(request);
 }
 
-// logits = flatten(x) W^T + b (float64): its input gradient for class t is exactly W[t].
+// logits = linear(flatten(x), W, b) = flatten(x) W^T + b (float64): its input gradient for class t
+// is exactly W[t].
 struct LinearModel {
   torch::Tensor W, b;
   std::shared_ptr<Model> model;
@@ -52,7 +53,7 @@ struct LinearModel {
     torch::jit::Module m("Linear", SharedUnit(), true);
     m.register_parameter("weight", W, false);
     m.register_parameter("bias", b, false);
-    m.define("def forward(self, x):\n    return torch.matmul(torch.flatten(x, 1), self.weight.t()) + self.bias\n");
+    m.define("def forward(self, x):\n    return torch.linear(torch.flatten(x, 1), self.weight, self.bias)\n");
     model = SaveAndLoad(m, c, h, w);
   }
 };

@@ -15,22 +15,9 @@ using test::RunTechnique;
 
 torch::Tensor Stab(const torch::Tensor& z, double eps) { return torch::where(z >= 0, z + eps, z - eps); }
 
-// logits = linear(flatten(x), W, b) on 3 x 3 x 3 inputs (float64, ImageNet normalization).
-struct Dense {
-  torch::Tensor W = torch::randn({4, 27}, torch::kFloat64), b = torch::randn({4}, torch::kFloat64);
-  std::shared_ptr<Model> model;
-  Dense() {
-    torch::jit::Module m("LrpDense", test::SharedUnit(), true);
-    m.register_parameter("weight", W, false);
-    m.register_parameter("bias", b, false);
-    m.define("def forward(self, x):\n    return torch.linear(torch.flatten(x, 1), self.weight, self.bias)\n");
-    model = test::SaveAndLoad(m, 3, 3, 3);
-  }
-};
-
 TEST(Lrp, RulesOfOneLinearLayerFollowTheirDefinitions) {
   torch::manual_seed(41);
-  Dense net;
+  test::LinearModel net(3, 3, 3, 4);  // 3 x 3 x 3 inputs, ImageNet normalization, 4 classes
   const torch::Tensor x = torch::randn({1, 3, 3, 3}, torch::kFloat64);
   const double eps = 1e-9;
   bool positive_seen = false, negative_seen = false;

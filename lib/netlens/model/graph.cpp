@@ -200,33 +200,48 @@ int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
 // Under --smooth-activations, the guided and deconvnet rules also reach every smooth or leaky
 // activation: y = f(x) is followed by netlens::activation_rule(x, y, rule). An in-place form
 // becomes out-of-place first, so that x keeps the activation's input.
+bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
+
+Node* OutOfPlaceCopy(Graph& graph, Node* n, c10::Symbol kind) {
+  Node* f = graph.create(kind, n->inputs(), 1);
+  f->insertBefore(n);
+  f->output()->setType(n->output()->type());
+  f->copyMetadata(n);
+  return f;
+}
+
+void RetireInPlace(Node* n, Value* out) {
+  Value* overwritten = n->input(0);
+  n->output()->replaceAllUsesWith(out);
+  overwritten->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
+  n->destroy();
+}
+
+void FollowWithActivationRule(Graph& graph, Node* n, size_t input, BackwardRule rule,
+                              c10::optional<c10::Symbol> out_of_place) {
+  Value* x = n->input(input);
+  Node* f = out_of_place ? OutOfPlaceCopy(graph, n, *out_of_place) : n;
+  torch::jit::WithInsertPoint guard(f->next());
+  Value* out = graph.insert(c10::Symbol::fromQualString(kActivationRuleOp),
+                            {x, f->output(), graph.insertConstant(static_cast<int64_t>(rule))});
+  out->node()->copyMetadata(n);
+  if (out_of_place) {
+    RetireInPlace(n, out);
+  } else {
+    f->output()->replaceAllUsesAfterNodeWith(out->node(), out);
+  }
+}
+
 int64_t ReplaceSmoothActivations(Graph& graph, BackwardRule rule) {
   std::vector<Node*> nodes;
   ForEachNode(graph.block(), [&](Node* n) {
     if (AsSmoothActivation(n)) nodes.push_back(n);
   });
-  const auto op = c10::Symbol::fromQualString(kActivationRuleOp);
   for (Node* n : nodes) {
     const SmoothActivation a = *AsSmoothActivation(n);
-    Value* x = n->input(0);
-    Node* f = n;
-    if (a.inplace) {
-      f = graph.create(c10::Symbol::fromQualString("aten::" + a.op), n->inputs(), 1);
-      f->insertBefore(n);
-      f->output()->setType(n->output()->type());
-      f->copyMetadata(n);
-    }
-    Value* y = f->output();
-    torch::jit::WithInsertPoint guard(f->next());
-    Value* out = graph.insert(op, {x, y, graph.insertConstant(static_cast<int64_t>(rule))});
-    out->node()->copyMetadata(n);
-    if (a.inplace) {
-      n->output()->replaceAllUsesWith(out);
-      x->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
-      n->destroy();
-    } else {
-      y->replaceAllUsesAfterNodeWith(out->node(), out);
-    }
+    FollowWithActivationRule(graph, n, 0, rule,
+                             a.inplace ? c10::make_optional(c10::Symbol::fromQualString("aten::" + a.op))
+                                       : c10::nullopt);
   }
   return static_cast<int64_t>(nodes.size());
 }

@@ -69,4 +69,19 @@ int64_t ReplaceRectifiers(torch::jit::Graph& graph, BackwardRule rule, bool dry_
 // (an in-place form becomes out-of-place first, so that x keeps the activation's input).
 int64_t ReplaceSmoothActivations(torch::jit::Graph& graph, BackwardRule rule);
 
+// Whether a graph value is a tensor.
+bool IsTensor(const torch::jit::Value* v);
+
+// An in-place op `n` (add_, silu_) as its out-of-place form `kind`, inserted before it with the
+// same inputs, so that its input keeps its value for a rule inserted after the copy. RetireInPlace
+// then gives `out` to n's readers and to the later readers of the input n overwrote, and removes n.
+torch::jit::Node* OutOfPlaceCopy(torch::jit::Graph& graph, torch::jit::Node* n, c10::Symbol kind);
+void RetireInPlace(torch::jit::Node* n, torch::jit::Value* out);
+
+// y = n(...) is followed by netlens::activation_rule(x, y, rule), x being n's input `input`;
+// later readers of y read the rule's output. `out_of_place`: n is in place, and this op of the
+// same inputs replaces it first.
+void FollowWithActivationRule(torch::jit::Graph& graph, torch::jit::Node* n, size_t input, BackwardRule rule,
+                              c10::optional<c10::Symbol> out_of_place = c10::nullopt);
+
 }  // namespace netlens

@@ -54,8 +54,6 @@ int64_t ReplaceMaxPools(Graph& graph, bool overwrite) {
   return static_cast<int64_t>(nodes.size());
 }
 
-bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
-
 // For each module path: the last tensor value produced inside it that is used outside of it.
 std::map<std::string, Value*> FindLayerOutputs(Graph& graph, std::map<std::string, int64_t>* order) {
   std::map<std::string, Value*> outputs;

@@ -19,7 +19,6 @@ using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 
-bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
 bool IsNone(const Value* v) { return v->type()->kind() == c10::TypeKind::NoneType; }
 
 std::string OpName(const Node* n) {
@@ -150,13 +149,8 @@ void RewriteAffine(Graph& graph, const AffineNode& a, Node* bn, LrpRule rule, co
 
 void RewriteNorm(Graph& graph, Node* n, const std::vector<size_t>& inputs, double eps) {
   const bool inplace = n->kind() == c10::aten::add_;
-  Node* op = n;
-  if (inplace) {  // out of place, so that each input keeps its value for the rule
-    op = graph.create(c10::aten::add, n->inputs(), 1);
-    op->insertBefore(n);
-    op->output()->setType(n->output()->type());
-    op->copyMetadata(n);
-  }
+  // Out of place, so that each input keeps its value for the rule.
+  Node* op = inplace ? OutOfPlaceCopy(graph, n, c10::aten::add) : n;
   for (size_t i : inputs) {
     torch::jit::WithInsertPoint guard(op);
     Value* in = graph.insert(c10::Symbol::fromQualString(kLrpNormInOp), {op->input(i)});
@@ -167,10 +161,7 @@ void RewriteNorm(Graph& graph, Node* n, const std::vector<size_t>& inputs, doubl
   Value* out = graph.insert(c10::Symbol::fromQualString(kLrpNormOutOp), {op->output(), graph.insertConstant(eps)});
   out->node()->copyMetadata(n);
   if (inplace) {
-    Value* target = n->input(0);
-    n->output()->replaceAllUsesWith(out);
-    target->replaceAllUsesAfterNodeWith(n, out);  // later readers of the overwritten input
-    n->destroy();
+    RetireInPlace(n, out);
   } else {
     op->output()->replaceAllUsesAfterNodeWith(out->node(), out);
   }
@@ -209,30 +200,6 @@ int ScaledInput(Node* n, const std::set<const Value*>& dep) {
 }
 
 bool IsInplace(const Node* n) { return std::string(n->kind().toUnqualString()) != OpName(n); }
-
-// Relevance passes op(x, constants) unchanged to x (its input `index`): netlens::activation_rule(x,
-// y, lrp) after it.
-void RewritePass(Graph& graph, Node* n, int index) {
-  Value* x = n->input(index);  // as it is now, after the rewrites before this one
-  Node* f = n;
-  if (IsInplace(n)) {  // out of place, so that x keeps its value
-    f = graph.create(c10::Symbol::fromQualString("aten::" + OpName(n)), n->inputs(), 1);
-    f->insertBefore(n);
-    f->output()->setType(n->output()->type());
-    f->copyMetadata(n);
-  }
-  torch::jit::WithInsertPoint guard(f->next());
-  Value* out = graph.insert(c10::Symbol::fromQualString(kActivationRuleOp),
-                            {x, f->output(), graph.insertConstant(static_cast<int64_t>(BackwardRule::kLrp))});
-  out->node()->copyMetadata(n);
-  if (f != n) {
-    n->output()->replaceAllUsesWith(out);
-    n->input(0)->replaceAllUsesAfterNodeWith(n, out);
-    n->destroy();
-  } else {
-    f->output()->replaceAllUsesAfterNodeWith(out->node(), out);
-  }
-}
 
 // The zbox bounds at an affine layer's input x: the model input's bounds (per channel, pixels in
 // [0, 1] normalized) sent through the ops between the model input and x, which must be elementwise
@@ -359,7 +326,11 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     ++census.normalized[OpName(n)];
     RewriteNorm(graph, n, inputs, rules.epsilon);
   }
-  for (const auto& [n, index] : scalings) RewritePass(graph, n, index);
+  // Relevance passes op(x, constants) unchanged to x; x as it is now, after the rewrites above.
+  for (const auto& [n, index] : scalings)
+    FollowWithActivationRule(graph, n, index, BackwardRule::kLrp,
+                             IsInplace(n) ? c10::make_optional(c10::Symbol::fromQualString("aten::" + OpName(n)))
+                                          : c10::nullopt);
   ReplaceRectifiers(graph, BackwardRule::kLrp, /*dry_run=*/false);
   ReplaceSmoothActivations(graph, BackwardRule::kLrp);
   return census;

@@ -27,10 +27,6 @@ struct Tally {
     std::lock_guard<std::mutex> lock(mutex);
     if (active) absorbed += sign * t.sum().to(torch::kFloat64).item<double>();
   }
-  bool Active() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return active;
-  }
 };
 Tally& TheTally() {
   static Tally tally;
@@ -57,11 +53,23 @@ struct Affine {
   }
 };
 
-Tensor ClampMin(const Tensor& t) { return t.defined() ? t.clamp_min(0) : t; }
-Tensor ClampMax(const Tensor& t) { return t.defined() ? t.clamp_max(0) : t; }
+// A sign-split pass of the gamma and alpha-beta rules: the positive inputs x+ through w1 (with
+// bias b1), the negative ones x- through w2, relevance g over their own sum. `mixed`: x has a
+// negative part (after a ReLU it has none, and the x- passes drop out).
+Tensor SignSplit(const Affine& a, const Tensor& x, bool mixed, const Tensor& w1, const Tensor& w2, const Tensor& b1,
+                 const Tensor& g, double eps) {
+  const Tensor xp = mixed ? x.clamp_min(0) : x, xn = mixed ? x.clamp_max(0) : Tensor();
+  Tensor z = a.Forward(xp, w1, b1);
+  if (mixed) z = z + a.Forward(xn, w2, Tensor());
+  const Tensor s = Ratio(g, z, eps);
+  Tensor r = xp * a.Transposed(x, w1, s);
+  if (mixed) r = r + xn * a.Transposed(x, w2, s);
+  return r;
+}
 
 // The relevance at the layer's input for relevance g at its output (x: input, y: output as the
-// model computed it, w and b the weights with any batch norm already folded in).
+// model computed it, w and b the weights with any batch norm already folded in; b is a zero
+// tensor for a layer without bias).
 Tensor AffineRule(const Affine& a, const Tensor& x, const Tensor& y, const Tensor& w, const Tensor& b_in,
                   const Tensor& low, const Tensor& high, LrpRule rule, const std::vector<double>& p, const Tensor& g) {
   const double eps = p[0], gamma = p[1], alpha = p[2], beta = p[3];
@@ -80,37 +88,17 @@ Tensor AffineRule(const Affine& a, const Tensor& x, const Tensor& y, const Tenso
       const Tensor wp = w + gamma * w.clamp_min(0), wn = w + gamma * w.clamp_max(0);
       const Tensor bp = b + gamma * b.clamp_min(0), bn = b + gamma * b.clamp_max(0);
       const bool mixed = (x < 0).any().item<bool>();
-      const Tensor xp = mixed ? x.clamp_min(0) : x, xn = x.clamp_max(0);
-      Tensor zp = a.Forward(xp, wp, bp), zn = a.Forward(xp, wn, bn);
-      if (mixed) {
-        zp = zp + a.Forward(xn, wn, torch::zeros_like(b));
-        zn = zn + a.Forward(xn, wp, torch::zeros_like(b));
-      }
-      const Tensor sp = Ratio(g * (y > 0).to(g.scalar_type()), zp, eps);
-      const Tensor sn = Ratio(g * (y < 0).to(g.scalar_type()), zn, eps);
-      Tensor r = xp * (a.Transposed(x, wp, sp) + a.Transposed(x, wn, sn));
-      if (mixed) r = r + xn * (a.Transposed(x, wn, sp) + a.Transposed(x, wp, sn));
-      return r;
+      return SignSplit(a, x, mixed, wp, wn, bp, g * (y > 0).to(g.scalar_type()), eps) +
+             SignSplit(a, x, mixed, wn, wp, bn, g * (y < 0).to(g.scalar_type()), eps);
     }
     case LrpRule::kAlphaBeta:
     case LrpRule::kZPlus: {
       const Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
-      // After a ReLU the input has no negative part, and half of the passes drop out.
       const bool mixed = (x < 0).any().item<bool>();
-      const Tensor xp = mixed ? x.clamp_min(0) : x, xn = x.clamp_max(0);
-      // One part: x+ through w1 (with bias b1), x- through w2; denominator and relevance.
-      auto part = [&](const Tensor& w1, const Tensor& w2, const Tensor& b1) {
-        Tensor z = a.Forward(xp, w1, b1);
-        if (mixed) z = z + a.Forward(xn, w2, Tensor());
-        const Tensor s = Ratio(g, z, eps);
-        Tensor r = xp * a.Transposed(x, w1, s);
-        if (mixed) r = r + xn * a.Transposed(x, w2, s);
-        return r;
-      };
-      const Tensor positive = part(wp, wn, ClampMin(b));
+      const Tensor positive = SignSplit(a, x, mixed, wp, wn, b.clamp_min(0), g, eps);
       if (rule == LrpRule::kZPlus) return positive;
       if (beta == 0) return alpha * positive;
-      return alpha * positive - beta * part(wn, wp, ClampMax(b));
+      return alpha * positive - beta * SignSplit(a, x, mixed, wn, wp, b.clamp_max(0), g, eps);
     }
     case LrpRule::kFlat: {
       const Tensor ones = torch::ones_like(x), w1 = torch::ones_like(w);
@@ -118,13 +106,13 @@ Tensor AffineRule(const Affine& a, const Tensor& x, const Tensor& y, const Tenso
     }
     case LrpRule::kWSquare: {
       const Tensor w2 = w * w;
-      const Tensor z = a.Forward(torch::ones_like(x), w2, b.defined() ? b * b : b);
+      const Tensor z = a.Forward(torch::ones_like(x), w2, b * b);
       return a.Transposed(x, w2, Ratio(g, z, eps));
     }
     case LrpRule::kZBox: {
       TORCH_CHECK(low.sizes() == x.sizes() && high.sizes() == x.sizes(), "the zbox rule needs the bounds of its input");
       const Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
-      const Tensor z = a.Forward(x, w, b) - a.Forward(low, wp, ClampMin(b)) - a.Forward(high, wn, ClampMax(b));
+      const Tensor z = a.Forward(x, w, b) - a.Forward(low, wp, b.clamp_min(0)) - a.Forward(high, wn, b.clamp_max(0));
       const Tensor s = Ratio(g, z, eps);
       return x * a.Transposed(x, w, s) - low * a.Transposed(x, wp, s) - high * a.Transposed(x, wn, s);
     }
@@ -179,10 +167,8 @@ class LrpAffineFunction : public torch::autograd::Function<LrpAffineFunction> {
     const std::vector<double> params = ctx->saved_data["params"].toDoubleVector();
     const Tensor r = AffineRule(a, saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], rule, params,
                                 grad_outputs[0]);
-    if (TheTally().Active()) {
-      TheTally().Add(grad_outputs[0], 1.0);
-      TheTally().Add(r, -1.0);
-    }
+    TheTally().Add(grad_outputs[0], 1.0);
+    TheTally().Add(r, -1.0);
     torch::autograd::variable_list grads(12);
     grads[0] = r;
     return grads;

@@ -48,6 +48,11 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
   return out;
 }
 
+void Warn(TechniqueContext& ctx, const std::string& message) {
+  Log().warn("{}", message);
+  ctx.warnings.push_back(message);
+}
+
 void WarnNoGradientPath(const Model& model) {
   static std::once_flag once;
   std::call_once(once, [&] {

@@ -27,6 +27,9 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
                           const std::vector<std::string>& layers,
                           BackwardRule rule = BackwardRule::kVanilla, bool input_grad = true);
 
+// A warning for the log and the job's manifest entry.
+void Warn(TechniqueContext& ctx, const std::string& message);
+
 // Logs once that the model's output does not depend on its input differentiably.
 void WarnNoGradientPath(const Model& model);
 

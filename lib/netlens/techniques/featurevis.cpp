@@ -9,6 +9,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/techniques/common.h"
 #include "netlens/optvis/objective.h"
 #include "netlens/optvis/picture.h"
 #include "netlens/techniques/optvis_family.h"
@@ -34,9 +35,7 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
   optvis::Objective objective = optvis::ParseObjective(p.Str("objective"), model);
   objective.diversity = p.Float("diversity");
   if (objective.diversity != 0 && objective.batch < 2) {
-    const std::string w = "--diversity needs a batch (a channel range such as LAYER:0..3); ignored";
-    Log().warn("{}", w);
-    ctx.warnings.push_back(w);
+    Warn(ctx, "--diversity needs a batch (a channel range such as LAYER:0..3); ignored");
     objective.diversity = 0;
   } else if (objective.diversity != 0 && objective.diversity_layer.empty()) {
     throw UsageError("--diversity compares the samples at a layer; the objective " +

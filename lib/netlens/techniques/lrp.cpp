@@ -134,25 +134,27 @@ TechniqueInfo LrpTechnique() {
                        "{}; activations passed: {}",
                        census.affine.size(), Counts(summary["rules"].get<std::map<std::string, int64_t>>()),
                        summary["batch_norms_folded"].get<int64_t>(), Counts(census.normalized), Counts(census.passed));
-            if (census.affine.empty()) {
-              const std::string w = "lrp: the model has no convolution or linear layer the rules apply to; the map is "
-                                    "the gradient of the ops as they are";
-              Log().warn(w);
-              ctx.warnings.push_back(w);
-            }
-            if (!census.ordinary.empty()) {
-              const std::string w = "lrp: relevance passes " + Counts(census.ordinary) +
-                                    " by their ordinary gradient, which is no LRP rule and does not conserve relevance";
-              Log().warn(w);
-              ctx.warnings.push_back(w);
-            }
+            if (census.affine.empty())
+              Warn(ctx, "lrp: the model has no convolution or linear layer the rules apply to; the map is the "
+                        "gradient of the ops as they are");
+            if (!census.ordinary.empty())
+              Warn(ctx, "lrp: relevance passes " + Counts(census.ordinary) +
+                            " by their ordinary gradient, which is no LRP rule and does not conserve relevance");
             lens.SetLrpRules(rules);
+            // The tally ends here, or when the pass throws.
             struct TallyGuard {
+              bool open = true;
               TallyGuard() { BeginLrpTally(); }
-              ~TallyGuard() { EndLrpTally(); }
+              double End() {
+                open = false;
+                return EndLrpTally();
+              }
+              ~TallyGuard() {
+                if (open) EndLrpTally();
+              }
             } tally;
             const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {}, BackwardRule::kLrp);
-            const double absorbed_share = EndLrpTally();
+            const double absorbed_share = tally.End();
             // Relevance starts as the target logit (Captum's convention): the backward pass carries
             // it normalized to 1.
             const torch::Tensor logit = g.output.select(1, ctx.target);
@@ -169,13 +171,10 @@ TechniqueInfo LrpTechnique() {
             Log().info("lrp: relevance {:.6g} at the input + {:.6g} absorbed by biases and stabilizers = {:.6g}, the "
                        "target logit {:.6g} (relative delta {:.2g})",
                        sum, absorbed, sum + absorbed, output, relative);
-            if (!std::isfinite(sum) || std::abs(sum) > 100 * std::max(std::abs(output), 1e-12)) {
-              const std::string w = "lrp: the relevance at the input (" + JoinNumbers({sum}) +
-                                    ") dwarfs the target logit: the rules divide by near-zero sums on this model; "
-                                    "try --composite epsilon-plus-flat or a larger --epsilon (e.g. 0.25)";
-              Log().warn(w);
-              ctx.warnings.push_back(w);
-            }
+            if (!std::isfinite(sum) || std::abs(sum) > 100 * std::max(std::abs(output), 1e-12))
+              Warn(ctx, "lrp: the relevance at the input (" + JoinNumbers({sum}) +
+                            ") dwarfs the target logit: the rules divide by near-zero sums on this model; try "
+                            "--composite epsilon-plus-flat or a larger --epsilon (e.g. 0.25)");
             return std::vector<Artifact>{{"lrp", relevance}};
           },
           BatchPass::kNone};

@@ -6,6 +6,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/techniques/common.h"
 
 namespace netlens {
 
@@ -132,12 +133,10 @@ std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result
     out.push_back(anim);
   }
   if (result.constant) {
-    const std::string w = "the objective does not depend on the picture here: " + result.stopped +
-                          " (a unit that is zero on the start picture, or a constant layer); the "
-                          "picture is the start noise. Try another --seed, --param pixel, or a "
-                          "channel that is active (netlens featurevis on LAYER:0..N shows which)";
-    Log().warn("{}", w);
-    ctx.warnings.push_back(w);
+    Warn(ctx, "the objective does not depend on the picture here: " + result.stopped +
+                  " (a unit that is zero on the start picture, or a constant layer); the picture is the "
+                  "start noise. Try another --seed, --param pixel, or a channel that is active (netlens "
+                  "featurevis on LAYER:0..N shows which)");
   } else if (!result.stopped.empty()) {
     Log().error("{}", result.stopped);
     ctx.warnings.push_back(result.stopped);
