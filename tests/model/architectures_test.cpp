@@ -9,6 +9,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "netlens/core/strings.h"
 #include "netlens/model/graph.h"
 #include "netlens/model/model.h"
 #include "netlens/techniques/common.h"
@@ -125,6 +126,42 @@ TEST_P(Architectures, LrpConservesRelevance) {
                         GetParam().rfind("googlenet", 0) == 0;
     if (has_bn) EXPECT_GT(lrp["batch_norms_folded"].get<int64_t>(), 0);
     EXPECT_TRUE(torch::isfinite(outcome.artifacts[0].tensor).all().item<bool>()) << composite;
+  }
+}
+
+// Gradients at layers only (Grad-CAM's pass): once the lens runs the model up to the layers
+// frozen and inference-optimized (conv + batch norm folded), the logits, the activations and the
+// gradients at the last convolution, and at a middle one with the last, are the plain pass' to
+// float32 rounding on every architecture, traced and scripted.
+TEST_P(Architectures, LayerGradientsFromAFrozenPrefixEqualThePlainPass) {
+  auto model = LoadExport(GetParam() + ".pt");
+  if (!model) GTEST_SKIP() << "export the test models first (tools/test.sh does)";
+  Lens& lens = model->lens();
+  int64_t convs = 0;
+  for (const auto& l : lens.layers()) convs += l.capturable && l.type == "Conv2d";
+  const std::vector<std::vector<std::string>> requests = {
+      {lens.Resolve("last-conv")}, {lens.Resolve("conv-" + std::to_string(convs / 2)), lens.Resolve("last-conv")}};
+  const torch::Tensor x = ProbeInput();
+  const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return test::AllClose(a, b, 1e-4 * b.abs().max().item<double>() + 1e-7, 1e-4);
+  };
+  for (const auto& layers : requests) {
+    SCOPED_TRACE(Join(layers, ", "));
+    lens.SetFreezePrefixes(false);
+    const auto plain = lens.ForwardForLayerGradients(x, layers);
+    lens.SetFreezePrefixes(true);
+    const auto split = lens.ForwardForLayerGradients(x, layers);
+    EXPECT_TRUE(split.activations[0].is_leaf()) << "the plain pass ran";
+    EXPECT_TRUE(close(split.output, plain.output));
+    const auto grads = [](const Lens::Capture& c) {
+      return torch::autograd::grad({c.output.select(1, 3).sum()}, c.activations, {}, false, false, true);
+    };
+    const auto g_plain = grads(plain), g_split = grads(split);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      EXPECT_TRUE(close(split.activations[i], plain.activations[i])) << layers[i];
+      ASSERT_TRUE(g_split[i].defined() && g_plain[i].defined()) << layers[i];
+      EXPECT_TRUE(close(g_split[i], g_plain[i])) << layers[i];
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "netlens/core/errors.h"
+#include "netlens/core/strings.h"
 #include "netlens/techniques/common.h"
 #include "tests/test_util.h"
 
@@ -77,6 +78,75 @@ TEST(Lens, CaptureIsTheLayerOutputBeforeLaterInPlaceOps) {
   EXPECT_TRUE(test::AllClose(capture.activations[0], conv, 1e-12));
   EXPECT_TRUE(test::AllClose(capture.activations[1], torch::relu(conv + 1), 1e-12));
   EXPECT_TRUE(test::AllClose(capture.output, model->Logits(x), 1e-12));
+}
+
+// float32: conv1 -> batch norm -> relu_ -> residual block (conv2 -> batch norm -> += input ->
+// relu_) -> two parallel convolutions, concatenated -> mean -> fc; returns (logits, unused(...)),
+// so that the logits do not depend on `unused`.
+torch::jit::Module SplittableModel() {
+  torch::manual_seed(3);
+  torch::jit::Module net("SplitNet", test::SharedUnit(), true);
+  net.register_module("conv1", ConvModule(torch::randn({4, 2, 3, 3})));
+  net.register_module("conv2", ConvModule(torch::randn({4, 4, 1, 1})));
+  net.register_module("branch_a", ConvModule(torch::randn({3, 4, 1, 1})));
+  net.register_module("branch_b", ConvModule(torch::randn({2, 4, 1, 1})));
+  net.register_module("unused", ConvModule(torch::randn({1, 4, 1, 1})));
+  for (const char* bn : {"bn1", "bn2"}) {
+    net.register_buffer(std::string(bn) + "_mean", torch::randn({4}));
+    net.register_buffer(std::string(bn) + "_var", torch::rand({4}) + 0.5);
+    net.register_parameter(std::string(bn) + "_weight", torch::randn({4}), false);
+    net.register_parameter(std::string(bn) + "_bias", torch::randn({4}), false);
+  }
+  net.register_parameter("fc_weight", torch::randn({3, 5}), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    h = torch.batch_norm(self.conv1.forward(x), self.bn1_weight, self.bn1_bias, self.bn1_mean,\n"
+      "                         self.bn1_var, False, 0.1, 1e-5, False)\n"
+      "    h = torch.relu_(h)\n"
+      "    r = torch.batch_norm(self.conv2.forward(h), self.bn2_weight, self.bn2_bias, self.bn2_mean,\n"
+      "                         self.bn2_var, False, 0.1, 1e-5, False)\n"
+      "    r += h\n"
+      "    r = torch.relu_(r)\n"
+      "    u = self.unused.forward(r)\n"
+      "    c = torch.cat([self.branch_a.forward(r), self.branch_b.forward(r)], 1)\n"
+      "    return (torch.matmul(c.mean([2, 3]), self.fc_weight.t()), u)\n");
+  return net;
+}
+
+// Gradients at layers only: once the lens runs what precedes the layers frozen and without
+// autograd, the output, the activations and the gradients at them are the plain pass' to float32
+// rounding, for a layer inside a residual block (the tail reads the block input), a layer
+// downstream of another, two parallel layers, and a layer the logits do not depend on (which
+// keeps the plain pass).
+TEST(Lens, LayerGradientsFromAFrozenPrefixEqualThePlainPass) {
+  auto module = SplittableModel();
+  auto model = test::SaveAndLoad(module, 2, 8, 8, "float32");
+  const torch::Tensor x = torch::randn({2, 2, 8, 8});
+  const auto gradients = [&](const Lens::Capture& c) {
+    return torch::autograd::grad({c.output.select(1, 2).sum()}, c.activations, {}, false, false, true);
+  };
+  const std::vector<std::vector<std::string>> requests = {
+      {"unused"}, {"conv2"}, {"branch_a", "conv1"}, {"branch_a", "branch_b"}};
+  for (const auto& layers : requests) {
+    SCOPED_TRACE(Join(layers, ","));
+    model->lens().SetFreezePrefixes(false);
+    const auto plain = model->lens().ForwardForLayerGradients(x, layers);
+    model->lens().SetFreezePrefixes(true);
+    const auto split = model->lens().ForwardForLayerGradients(x, layers);
+    const bool splittable = layers[0] != "unused";
+    // The split pass returns each most upstream layer output as a leaf of the autograd graph.
+    EXPECT_EQ(split.activations.back().is_leaf(), splittable);
+    EXPECT_FALSE(x.requires_grad());
+    EXPECT_TRUE(test::AllClose(split.output, plain.output, 1e-5, 1e-5));
+    const auto g_plain = gradients(plain), g_split = gradients(split);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      EXPECT_TRUE(test::AllClose(split.activations[i], plain.activations[i], 1e-5, 1e-5)) << layers[i];
+      if (!splittable) continue;
+      ASSERT_TRUE(g_split[i].defined()) << layers[i];
+      EXPECT_GT(g_split[i].abs().max().item<double>(), 0) << layers[i];
+      EXPECT_TRUE(test::AllClose(g_split[i], g_plain[i], 1e-5, 1e-5)) << layers[i];
+    }
+  }
 }
 
 // f_t = sum_i W[t, i] * act(x)_i for the ReLU form in `body`; the gradient under each rule is

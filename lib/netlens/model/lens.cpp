@@ -17,6 +17,7 @@
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
 #include "netlens/model/graph.h"
+#include "netlens/model/split.h"
 
 namespace netlens {
 namespace {
@@ -292,6 +293,101 @@ Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::s
   for (size_t i = with_output ? 1 : 0; i < elements.size(); ++i)
     capture.activations.push_back(elements[i].toTensor());
   return capture;
+}
+
+struct Lens::Split {
+  torch::jit::Module frozen;  // module_ frozen with `method` preserved
+  std::string method;         // the prefix
+  std::shared_ptr<torch::jit::GraphFunction> tail;
+  size_t cuts = 0;
+};
+
+std::shared_ptr<Lens::Split> Lens::SplitFor(const std::vector<std::string>& paths, const torch::Device& device) {
+  const std::string key = Join(paths, "|");
+  auto found = splits_.find(key);
+  if (found != splits_.end()) return found->second;
+  const auto frozen = std::count_if(splits_.begin(), splits_.end(), [](const auto& s) { return s.second != nullptr; });
+  if (static_cast<size_t>(frozen) >= kMaxSplits) return nullptr;
+  std::shared_ptr<Split> split;
+  StageTimer timer;
+  try {
+    auto [graph, values] = CopyWithLayers(paths);
+    std::string why;
+    GraphSplit parts = SplitAtLayers(graph, values, &why);
+    if (!parts.prefix) {
+      Log().info("lens: gradients at {} run the whole model with autograd ({})", Join(paths, ", "), why);
+    } else {
+      // The prefix becomes a method of the model's type, so that freezing inlines its weights
+      // and folds its batch norms; `forward` is frozen alongside (freezing always keeps it).
+      split = std::make_shared<Split>();
+      split->method = "netlens_prefix_" + std::to_string(prefix_methods_++);
+      auto* unit = module_._ivalue()->compilation_unit().get();
+      auto* fn = unit->create_function(c10::QualifiedName(*module_.type()->name(), split->method), parts.prefix);
+      module_.type()->addMethod(fn);
+      split->frozen = torch::jit::freeze(module_, std::vector<std::string>{split->method});
+      if (device.is_cpu()) split->frozen = torch::jit::optimize_for_inference(split->frozen, {split->method});
+      split->tail = std::make_shared<torch::jit::GraphFunction>("netlens_tail", parts.tail, nullptr);
+      split->cuts = parts.cuts;
+      timer.Stage("freeze and optimize the model up to " + Join(paths, ", "));
+      Log().info("lens: gradients at {} run the model up to the layers frozen, without autograd "
+                 "({} layer output(s) as leaves, {} further value(s) into the rest)",
+                 Join(paths, ", "), parts.cuts, parts.boundary);
+    }
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    Log().info("lens: gradients at {} run the whole model with autograd (freezing failed: {})", Join(paths, ", "),
+               what.substr(0, what.find('\n')));
+    split = nullptr;
+  }
+  splits_[key] = split;
+  return split;
+}
+
+void Lens::DropFrozen() {
+  std::lock_guard<std::mutex> lock(split_mutex_);
+  splits_.clear();
+}
+
+Lens::Capture Lens::ForwardForLayerGradients(const torch::Tensor& input, const std::vector<std::string>& layer_paths) {
+  std::shared_ptr<Split> split;
+  if (freeze_prefixes_ && input.scalar_type() == torch::kFloat32 && !layer_paths.empty()) {
+    std::lock_guard<std::mutex> lock(split_mutex_);
+    split = SplitFor(layer_paths, input.device());
+  }
+  if (split) {
+    try {
+      c10::IValue prefix_out;
+      {
+        torch::NoGradGuard no_grad;
+        prefix_out = split->frozen.get_method(split->method)({input.detach()});
+      }
+      const auto& parts = prefix_out.toTupleRef().elements();
+      torch::jit::Stack stack{module_._ivalue()};
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (i < split->cuts) stack.emplace_back(parts[i].toTensor().detach().requires_grad_(true));
+        else stack.push_back(parts[i]);
+      }
+      split->tail->run(stack);
+      const auto elements = stack.back().toTupleRef().elements();
+      Capture capture;
+      capture.output = LogitsOf(elements[0]);
+      for (size_t i = 1; i < elements.size(); ++i) capture.activations.push_back(elements[i].toTensor());
+      if (capture.output.requires_grad()) return capture;
+      // The logits do not depend on the layers (a model returning them beside another output that
+      // does): the plain pass says so the usual way.
+      std::lock_guard<std::mutex> lock(split_mutex_);
+      splits_[Join(layer_paths, "|")] = nullptr;
+    } catch (const c10::Error& e) {
+      // A shape the frozen function was specialised against: the plain pass from now on.
+      const std::string what = e.what_without_backtrace();
+      Log().info("lens: frozen prefix failed ({}); gradients at {} run the whole model with autograd",
+                 what.substr(0, what.find('\n')), Join(layer_paths, ", "));
+      std::lock_guard<std::mutex> lock(split_mutex_);
+      splits_[Join(layer_paths, "|")] = nullptr;
+    }
+  }
+  torch::Tensor x = input.detach().requires_grad_(true);
+  return Forward(x, layer_paths, BackwardRule::kVanilla);
 }
 
 torch::Tensor Lens::MeasureShapes(const torch::Tensor& probe) {

@@ -85,6 +85,19 @@ class Lens {
   Capture Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
                   BackwardRule rule = BackwardRule::kVanilla, bool with_output = true);
 
+  // The forward pass of a request for gradients at `layer_paths` only (vanilla rule, no input
+  // gradient): the returned activations and output are on the autograd graph, the input is not.
+  // With frozen prefixes on (Model::SetManyPasses), the part of a float32 model that does not
+  // depend on the layers runs as a frozen, inference-optimized function without autograd and the
+  // rest from the layer outputs as leaves (model/split.h); results agree with the plain pass to
+  // float32 rounding. Off, float64, and graphs that cannot be split safely run the plain pass. At
+  // most kMaxSplits layer sets keep a frozen copy of the weights.
+  Capture ForwardForLayerGradients(const torch::Tensor& input, const std::vector<std::string>& layer_paths);
+  void SetFreezePrefixes(bool on) { freeze_prefixes_ = on; }
+  // Forgets the frozen prefixes (they hold the parameters as constants).
+  void DropFrozen();
+  static constexpr size_t kMaxSplits = 3;
+
   // One forward pass in which ops after `layer` read `layer_output * scale` instead of the layer
   // output (`scale` broadcasts against it: N x K x 1 x 1 zeros one channel per sample). For
   // ablation studies; returns the model output.
@@ -106,6 +119,10 @@ class Lens {
   std::shared_ptr<torch::jit::GraphFunction> Cached(
       const std::string& key, const std::function<std::shared_ptr<torch::jit::Graph>()>& build);
 
+  struct Split;
+  // The split of the request `paths` (built on first use; nullptr: it cannot be split).
+  std::shared_ptr<Split> SplitFor(const std::vector<std::string>& paths, const torch::Device& device);
+
   torch::jit::Module module_;
   std::shared_ptr<torch::jit::Graph> base_graph_;
   std::vector<LayerInfo> layers_;
@@ -115,6 +132,10 @@ class Lens {
   LrpRules lrp_rules_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> cache_;
+  bool freeze_prefixes_ = false;
+  std::mutex split_mutex_;  // guards the two below
+  std::map<std::string, std::shared_ptr<Split>> splits_;
+  int64_t prefix_methods_ = 0;  // methods added to the model's type (names stay taken)
 };
 
 }  // namespace netlens

@@ -356,7 +356,8 @@ MemoryBudget ParseMemoryBudget(const std::string& text, const torch::Device& dev
 
 torch::Tensor Model::Logits(const torch::Tensor& input) {
   torch::NoGradGuard no_grad;
-  if (dtype_ == torch::kFloat32 && input.size(0) > 1 && !inference_tried_) {
+  const bool batched = input.size(0) > 1;
+  if (dtype_ == torch::kFloat32 && batched && !inference_tried_) {
     inference_tried_ = true;
     StageTimer timer;
     try {
@@ -372,7 +373,7 @@ torch::Tensor Model::Logits(const torch::Tensor& input) {
                  what.substr(0, what.find('\n')));
     }
   }
-  if (inference_ok_ && dtype_ == torch::kFloat32) {
+  if (inference_ok_ && dtype_ == torch::kFloat32 && batched) {
     try {
       return LogitsOf(inference_.forward({input}));
     } catch (const c10::Error& e) {

@@ -67,7 +67,9 @@ int RunBench(const Params& p) {
   Runner runner("", Json::object());
   Json common = p.values();
   for (const char* key : {"cam_layers", "repeat", "only", "featurevis_layer"}) common.erase(key);
-  auto model = runner.GetModel(Params({&CommonOptions()}, common));
+  // Repeated passes: gradients at layers and one-image predictions use frozen copies, as in a
+  // batch of jobs.
+  auto model = runner.GetModel(Params({&CommonOptions()}, common), /*many_passes=*/true);
   const InputImage input = PrepareInput(p.Strs("image")[0], *model, ParseResizePolicy(p.Str("resize")));
   const torch::Tensor& x = input.tensor;
   const int64_t target = model->Logits(x).argmax(1).item<int64_t>();

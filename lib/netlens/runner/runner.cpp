@@ -51,16 +51,29 @@ Runner::Runner(std::string out_dir, Json config, RunOptions options)
                {"jobs", Json::array()}};
 }
 
-std::shared_ptr<Model> Runner::GetModel(const Params& params) {
+namespace {
+
+std::string ModelKey(const ModelRequest& request) {
+  return fs::absolute(request.path).string() + "|" + request.device + "|" + request.dtype + "|" +
+         SafeDump(request.overrides) + (request.smooth_activations ? "|smooth" : "");
+}
+
+}  // namespace
+
+std::shared_ptr<Model> Runner::GetModel(const Params& params, bool many_passes) {
   const ModelRequest request = ModelRequestFrom(params);
-  const std::string key = fs::absolute(request.path).string() + "|" + request.device + "|" +
-                          request.dtype + "|" + SafeDump(request.overrides) +
-                          (request.smooth_activations ? "|smooth" : "");
+  const std::string key = ModelKey(request);
   auto it = models_.find(key);
   if (it != models_.end()) return it->second;
   StageTimer timer;
   auto model = Model::Load(request);
   timer.Stage("load model " + fs::path(request.path).filename().string());
+  auto jobs = jobs_per_model_.find(key);
+  if (many_passes || (jobs != jobs_per_model_.end() && jobs->second > 1)) {
+    model->SetManyPasses(true);
+    Log().info("{} jobs on this model: gradients at layers run the model up to them frozen",
+               many_passes ? "repeated" : std::to_string(jobs->second));
+  }
   models_[key] = model;
   return model;
 }
@@ -115,6 +128,14 @@ Json Runner::CompletedEntries(const Job& job) const {
 
 RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single) {
   const Shard shard{options_.shard_index, options_.shard_count};
+  // Counted over the whole plan, so that every shard makes the choices of a single run.
+  for (const Job& job : all_jobs) {
+    try {
+      ++jobs_per_model_[ModelKey(ModelRequestFrom(job.params))];
+    } catch (const std::exception&) {
+      // The job reports its bad model options when it runs.
+    }
+  }
   std::vector<const Job*> jobs;
   for (size_t i = 0; i < all_jobs.size(); ++i)
     if (shard.Contains(i)) jobs.push_back(&all_jobs[i]);

@@ -49,7 +49,9 @@ class Runner {
   // kind). Writes <out>/manifest.json (manifest.shard-K-of-N.json for a shard).
   RunSummary RunAll(const std::vector<Job>& jobs, bool rethrow_single);
 
-  std::shared_ptr<Model> GetModel(const Params& params);
+  // The model of a job's parameters, loaded once. With `many_passes` (or when the plan has
+  // several jobs on it) it may use frozen copies for one-image passes (Model::SetManyPasses).
+  std::shared_ptr<Model> GetModel(const Params& params, bool many_passes = false);
 
  private:
   Json RunJob(const Job& job);
@@ -64,6 +66,7 @@ class Runner {
   Json manifest_;
   std::string manifest_name_ = "manifest.json";
   std::map<std::string, std::shared_ptr<Model>> models_;
+  std::map<std::string, int64_t> jobs_per_model_;  // over the whole plan, all shards
 };
 
 }  // namespace netlens
