@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs dependencies, exports (or reuses cached) torchvision test
-# models, builds everything and runs the whole GoogleTest suite through CTest.
+# models, builds everything, fuzzes the input readers, runs the whole GoogleTest suite through
+# CTest, then the unit and CLI tests under AddressSanitizer + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -22,5 +23,9 @@ bash tools/build.sh -DNETLENS_BUILD_TESTS=ON -DNETLENS_TEST_MODELS="$models" \
   -DNETLENS_SHARED_MODELS="$SHARED"
 # Fuzz the task-file reader and image decoding: a fixed number of inputs from a fixed seed.
 bash tools/fuzz.sh
-cd build
-NETLENS_REQUIRE_TEST_MODELS=1 ctest -j"$(nproc)" --output-on-failure "$@"
+(cd build && NETLENS_REQUIRE_TEST_MODELS=1 ctest -j"$(nproc)" --output-on-failure "$@")
+# The unit and CLI tests again, built with AddressSanitizer + UBSan into build-asan/ (ccache
+# shared; docs/testing.md). NETLENS_SKIP_SANITIZE=1 skips it for a quick local run.
+if [ "${NETLENS_SKIP_SANITIZE:-0}" != 1 ]; then
+  bash tools/sanitize.sh -DNETLENS_SHARED_MODELS="$SHARED"
+fi
