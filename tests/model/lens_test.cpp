@@ -149,6 +149,28 @@ TEST(Lens, LayerGradientsFromAFrozenPrefixEqualThePlainPass) {
   }
 }
 
+// The frozen prefix holds the weights as constants: after a change of parameters in place
+// (sanity checks re-draw them), ParametersChanged drops it and the next pass sees the new weights.
+TEST(Lens, FrozenPrefixFollowsChangedParameters) {
+  auto module = SplittableModel();
+  auto model = test::SaveAndLoad(module, 2, 8, 8, "float32");
+  model->SetManyPasses(true);
+  const torch::Tensor x = torch::randn({1, 2, 8, 8});
+  const auto before = model->lens().ForwardForLayerGradients(x, {"conv2"});
+  ASSERT_TRUE(before.activations[0].is_leaf());
+  {
+    torch::NoGradGuard no_grad;
+    model->module().attr("conv1").toModule().attr("weight").toTensor().mul_(-2);
+  }
+  model->ParametersChanged();
+  const auto after = model->lens().ForwardForLayerGradients(x, {"conv2"});
+  model->lens().SetFreezePrefixes(false);
+  const auto plain = model->lens().ForwardForLayerGradients(x, {"conv2"});
+  EXPECT_FALSE(test::AllClose(after.activations[0], before.activations[0], 1e-3));
+  EXPECT_TRUE(test::AllClose(after.activations[0], plain.activations[0], 1e-5, 1e-5));
+  EXPECT_TRUE(test::AllClose(after.output, plain.output, 1e-5, 1e-5));
+}
+
 // f_t = sum_i W[t, i] * act(x)_i for the ReLU form in `body`; the gradient under each rule is
 // known elementwise.
 struct RuleCase {
