@@ -12,6 +12,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <unordered_map>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
@@ -317,14 +318,26 @@ std::shared_ptr<Lens::Split> Lens::SplitFor(const std::vector<std::string>& path
     if (!parts.prefix) {
       Log().info("lens: gradients at {} run the whole model with autograd ({})", Join(paths, ", "), why);
     } else {
-      // The prefix becomes a method of the model's type, so that freezing inlines its weights
-      // and folds its batch norms; `forward` is frozen alongside (freezing always keeps it).
+      // The prefix becomes a method of a private copy of the model (freezing rewrites the types
+      // of the module it is given, so never the model's own), so that freezing inlines its
+      // weights and folds its batch norms; `forward` is frozen alongside (freezing keeps it).
       split = std::make_shared<Split>();
       split->method = "netlens_prefix_" + std::to_string(prefix_methods_++);
-      auto* unit = module_._ivalue()->compilation_unit().get();
-      auto* fn = unit->create_function(c10::QualifiedName(*module_.type()->name(), split->method), parts.prefix);
-      module_.type()->addMethod(fn);
-      split->frozen = torch::jit::freeze(module_, std::vector<std::string>{split->method});
+      torch::jit::Module copy = module_.clone();
+      std::unordered_map<c10::TypePtr, c10::TypePtr> types;
+      const auto originals = module_.named_modules(), copies = copy.named_modules();
+      for (auto a = originals.begin(), b = copies.begin(); a != originals.end() && b != copies.end(); ++a, ++b)
+        types.emplace((*a).value.type(), (*b).value.type());
+      parts.prefix->remapTypes([&](c10::TypePtr t) {
+        auto it = types.find(t);
+        return it == types.end() ? t : it->second;
+      });
+      auto* fn = copy._ivalue()->compilation_unit()->create_function(
+          c10::QualifiedName(*copy.type()->name(), split->method), parts.prefix, /*shouldMangle=*/true);
+      split->method = fn->name();
+      copy.type()->addMethod(fn);
+      torch::jit::GraphOptimizerEnabledGuard optimize(true);  // see Model::Logits
+      split->frozen = torch::jit::freeze(copy, std::vector<std::string>{split->method});
       if (device.is_cpu()) split->frozen = torch::jit::optimize_for_inference(split->frozen, {split->method});
       split->tail = std::make_shared<torch::jit::GraphFunction>("netlens_tail", parts.tail, nullptr);
       split->cuts = parts.cuts;

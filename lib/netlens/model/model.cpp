@@ -1,5 +1,6 @@
 #include "netlens/model/model.h"
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -363,6 +364,10 @@ torch::Tensor Model::Logits(const torch::Tensor& input) {
     try {
       torch::jit::Module copy = module_.clone();
       copy.eval();
+      // Freezing inlines forward's calls of submodule methods and then deletes those methods; with
+      // the executor's optimizer off (the lens turns it off for its graphs) inlining stops at the
+      // first level and the frozen forward fails on a submodule's missing `forward`.
+      torch::jit::GraphOptimizerEnabledGuard optimize(true);
       inference_ = torch::jit::freeze(copy);
       if (device_.is_cpu()) inference_ = torch::jit::optimize_for_inference(inference_);
       inference_ok_ = true;
