@@ -510,6 +510,13 @@ TEST(Hardening, OcclusionProbabilityRendersTheDrop) {
   EXPECT_TRUE(fs::exists(dir + "/bird_occlusion_drop_heatmap.png"));
   EXPECT_TRUE(fs::exists(dir + "/bird_occlusion_probability.npy"));
   EXPECT_FALSE(fs::exists(dir + "/bird_occlusion_probability_heatmap.png"));
+  // The batched forwards ran through the frozen, inference-optimized copy of the scripted
+  // ResNet (its blocks are submodule calls that freezing must inline all the way down).
+  std::ifstream log(dir + "/netlens.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("freeze and optimize the model for batched inference done"), std::string::npos) << text;
+  EXPECT_EQ(text.find("frozen module failed"), std::string::npos) << text;
+  EXPECT_EQ(text.find("freezing failed"), std::string::npos) << text;
 }
 
 }  // namespace
