@@ -297,7 +297,7 @@ Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::s
 }
 
 struct Lens::Split {
-  torch::jit::Module frozen;  // module_ frozen with `method` preserved
+  torch::jit::Module frozen;  // a clone of module_, frozen with `method` preserved
   std::string method;         // the prefix
   std::shared_ptr<torch::jit::GraphFunction> tail;
   size_t cuts = 0;
@@ -322,7 +322,6 @@ std::shared_ptr<Lens::Split> Lens::SplitFor(const std::vector<std::string>& path
       // of the module it is given, so never the model's own), so that freezing inlines its
       // weights and folds its batch norms; `forward` is frozen alongside (freezing keeps it).
       split = std::make_shared<Split>();
-      split->method = "netlens_prefix_" + std::to_string(prefix_methods_++);
       torch::jit::Module copy = module_.clone();
       std::unordered_map<c10::TypePtr, c10::TypePtr> types;
       const auto originals = module_.named_modules(), copies = copy.named_modules();
@@ -333,7 +332,7 @@ std::shared_ptr<Lens::Split> Lens::SplitFor(const std::vector<std::string>& path
         return it == types.end() ? t : it->second;
       });
       auto* fn = copy._ivalue()->compilation_unit()->create_function(
-          c10::QualifiedName(*copy.type()->name(), split->method), parts.prefix, /*shouldMangle=*/true);
+          c10::QualifiedName(*copy.type()->name(), "netlens_prefix"), parts.prefix, /*shouldMangle=*/true);
       split->method = fn->name();
       copy.type()->addMethod(fn);
       torch::jit::GraphOptimizerEnabledGuard optimize(true);  // see Model::Logits
@@ -359,6 +358,11 @@ std::shared_ptr<Lens::Split> Lens::SplitFor(const std::vector<std::string>& path
 void Lens::DropFrozen() {
   std::lock_guard<std::mutex> lock(split_mutex_);
   splits_.clear();
+}
+
+void Lens::ForgetSplit(const std::vector<std::string>& paths) {
+  std::lock_guard<std::mutex> lock(split_mutex_);
+  splits_[Join(paths, "|")] = nullptr;
 }
 
 Lens::Capture Lens::ForwardForLayerGradients(const torch::Tensor& input, const std::vector<std::string>& layer_paths) {
@@ -388,15 +392,13 @@ Lens::Capture Lens::ForwardForLayerGradients(const torch::Tensor& input, const s
       if (capture.output.requires_grad()) return capture;
       // The logits do not depend on the layers (a model returning them beside another output that
       // does): the plain pass says so the usual way.
-      std::lock_guard<std::mutex> lock(split_mutex_);
-      splits_[Join(layer_paths, "|")] = nullptr;
+      ForgetSplit(layer_paths);
     } catch (const c10::Error& e) {
       // A shape the frozen function was specialised against: the plain pass from now on.
       const std::string what = e.what_without_backtrace();
       Log().info("lens: frozen prefix failed ({}); gradients at {} run the whole model with autograd",
                  what.substr(0, what.find('\n')), Join(layer_paths, ", "));
-      std::lock_guard<std::mutex> lock(split_mutex_);
-      splits_[Join(layer_paths, "|")] = nullptr;
+      ForgetSplit(layer_paths);
     }
   }
   torch::Tensor x = input.detach().requires_grad_(true);

@@ -122,6 +122,8 @@ class Lens {
   struct Split;
   // The split of the request `paths` (built on first use; nullptr: it cannot be split).
   std::shared_ptr<Split> SplitFor(const std::vector<std::string>& paths, const torch::Device& device);
+  // Runs `paths` through the plain pass from now on.
+  void ForgetSplit(const std::vector<std::string>& paths);
 
   torch::jit::Module module_;
   std::shared_ptr<torch::jit::Graph> base_graph_;
@@ -133,9 +135,8 @@ class Lens {
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> cache_;
   bool freeze_prefixes_ = false;
-  std::mutex split_mutex_;  // guards the two below
+  std::mutex split_mutex_;  // guards splits_
   std::map<std::string, std::shared_ptr<Split>> splits_;
-  int64_t prefix_methods_ = 0;  // methods added to the model's type (names stay taken)
 };
 
 }  // namespace netlens

@@ -90,8 +90,11 @@ GraphSplit SplitAtLayers(const std::shared_ptr<Graph>& graph_ptr, const std::vec
   // (or into a cut) would change what the tail sees, and the graph is not split.
   std::unordered_set<Value*> dependent;
   std::unordered_set<Node*> tail_set, free_set;
-  std::vector<Node*> tail;
   std::vector<Value*> cuts;
+  // Prefix values the tail reads (besides self, constants and attributes). A value a node reads
+  // was produced before it, so whether it depends on the layers is settled when it is read.
+  std::vector<Value*> boundary;
+  std::unordered_set<Value*> in_boundary;
   torch::jit::ValueSet written_by_tail, read_by_tail;
   for (Node* n : graph.nodes()) {
     if (n->kind() == prim::SetAttr) return fail("the forward pass sets a module attribute");
@@ -106,12 +109,14 @@ GraphSplit SplitAtLayers(const std::shared_ptr<Graph>& graph_ptr, const std::vec
                          (!written_by_tail.empty() && aliases.mayAlias(read, written_by_tail));
     if (in_tail) {
       tail_set.insert(n);
-      tail.push_back(n);
-      for (Value* v : n->outputs()) dependent.insert(v);
       read_by_tail.insert(read.begin(), read.end());
       for (Value* v : reads) {
-        if (!dependent.count(v) && aliases.writesToAlias(n, {v})) written_by_tail.insert(v);
+        if (dependent.count(v)) continue;
+        if (aliases.writesToAlias(n, {v})) written_by_tail.insert(v);
+        if (v != graph.inputs().at(0) && !free_set.count(v->node()) && in_boundary.insert(v).second)
+          boundary.push_back(v);
       }
+      for (Value* v : n->outputs()) dependent.insert(v);
     } else {
       if (!read_by_tail.empty() && aliases.writesToAlias(n, read_by_tail))
         return fail("op " + std::string(n->kind().toQualString()) + " overwrites a value that the ops after the layer read");
@@ -126,18 +131,6 @@ GraphSplit SplitAtLayers(const std::shared_ptr<Graph>& graph_ptr, const std::vec
   }
   Value* output = graph.outputs().at(0);
   if (!dependent.count(output)) return fail("the model output does not depend on the layers");
-
-  // Prefix values the tail reads (besides self, constants and attributes).
-  std::vector<Value*> boundary;
-  std::unordered_set<Value*> seen;
-  for (Node* n : tail) {
-    std::vector<Value*> reads;
-    OuterReads(graph, n, &reads);
-    for (Value* v : reads) {
-      if (dependent.count(v) || v == graph.inputs().at(0) || free_set.count(v->node())) continue;
-      if (seen.insert(v).second) boundary.push_back(v);
-    }
-  }
 
   GraphSplit split;
   split.cuts = cuts.size();

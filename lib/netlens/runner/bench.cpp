@@ -67,8 +67,7 @@ int RunBench(const Params& p) {
   Runner runner("", Json::object());
   Json common = p.values();
   for (const char* key : {"cam_layers", "repeat", "only", "featurevis_layer"}) common.erase(key);
-  // Repeated passes: gradients at layers and one-image predictions use frozen copies, as in a
-  // batch of jobs.
+  // Repeated passes: gradients at layers run the model up to them frozen, as in a batch of jobs.
   auto model = runner.GetModel(Params({&CommonOptions()}, common), /*many_passes=*/true);
   const InputImage input = PrepareInput(p.Strs("image")[0], *model, ParseResizePolicy(p.Str("resize")));
   const torch::Tensor& x = input.tensor;

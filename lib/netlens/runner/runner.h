@@ -50,7 +50,7 @@ class Runner {
   RunSummary RunAll(const std::vector<Job>& jobs, bool rethrow_single);
 
   // The model of a job's parameters, loaded once. With `many_passes` (or when the plan has
-  // several jobs on it) it may use frozen copies for one-image passes (Model::SetManyPasses).
+  // several jobs on it) gradients at layers run the model up to them frozen (Model::SetManyPasses).
   std::shared_ptr<Model> GetModel(const Params& params, bool many_passes = false);
 
  private:
