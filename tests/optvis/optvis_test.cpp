@@ -173,6 +173,24 @@ TEST(Transform, NoneIsTheIdentityAndStandardStaysInRange) {
   EXPECT_GT(z.max().item<double>(), 0.3);
 }
 
+// The row-sliced sampler of small CPU batches equals grid_sample, values and input gradients,
+// also for rows that do not split evenly.
+TEST(Transform, RowSlicedSamplingEqualsGridSample) {
+  namespace F = torch::nn::functional;
+  for (const int64_t n : {1, 3}) {
+    const torch::Tensor x = torch::rand({n, 3, 11, 13}, torch::kFloat64).requires_grad_(true);
+    const torch::Tensor theta = torch::tensor({0.9, 0.2, 0.05, -0.15, 1.1, -0.1}, torch::kFloat64).view({1, 2, 3}).expand({n, 2, 3});
+    const torch::Tensor grid = F::affine_grid(theta, {n, 3, 23, 17}, /*align_corners=*/true);
+    const torch::Tensor weights = torch::rand({n, 3, 23, 17}, torch::kFloat64);
+    const torch::Tensor y = optvis::BilinearSample(x, grid);
+    const torch::Tensor dy = torch::autograd::grad({(y * weights).sum()}, {x})[0];
+    const torch::Tensor z = F::grid_sample(x, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(true));
+    const torch::Tensor dz = torch::autograd::grad({(z * weights).sum()}, {x})[0];
+    EXPECT_TRUE(test::AllClose(y, z, 1e-12)) << n;
+    EXPECT_TRUE(test::AllClose(dy, dz, 1e-12)) << n;
+  }
+}
+
 TEST(Optimize, AscendsALogitAndFlagsAConstantObjective) {
   test::LinearModel lin(3, 4, 4, 2);
   Model& m = *lin.model;

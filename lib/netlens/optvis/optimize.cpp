@@ -104,7 +104,8 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
         stop = true;
         return -total.detach();
       }
-      const auto grads = torch::autograd::grad({-total}, params, /*grad_outputs=*/{},
+      // Ascent: the gradient of -total, seeded with -1 rather than negating the graph's output.
+      const auto grads = torch::autograd::grad({total}, params, {-torch::ones_like(total)},
                                                /*retain_graph=*/false, /*create_graph=*/false,
                                                /*allow_unused=*/true);
       bool all_zero = true, finite = true;

@@ -54,7 +54,13 @@ ImageParam::ImageParam(const ParamOptions& options) : options_(options) {
     const torch::Tensor freqs = Rfft2dFreqs(h, w);
     raw_ = torch::randn({n, c, freqs.size(0), freqs.size(1), 2}, generator, torch::kFloat64) * options_.sd;
     const double floor = 1.0 / static_cast<double>(std::max(h, w));
-    scale_ = (1.0 / freqs.clamp_min(floor).pow(options_.decay)).view({1, 1, freqs.size(0), freqs.size(1), 1}).to(o);
+    // Lucid's 1/f scale with its final division by 4 folded in, spelled out over the whole
+    // spectrum: a broadcast over the (re, im) pairs took twice the time of a plain product.
+    scale_ = (1.0 / freqs.clamp_min(floor).pow(options_.decay) / 4.0)
+                 .view({1, 1, freqs.size(0), freqs.size(1), 1})
+                 .expand({n, c, freqs.size(0), freqs.size(1), 2})
+                 .contiguous()
+                 .to(o);
   }
   raw_ = raw_.to(o).requires_grad_(true);
 }
@@ -89,7 +95,7 @@ torch::Tensor ImageParam::Render() const {
   } else {
     const torch::Tensor spectrum = torch::view_as_complex(scale_ * raw_);
     image = torch::fft::irfftn(spectrum, std::vector<int64_t>{options_.height, options_.width},
-                               std::vector<int64_t>{2, 3}, "ortho") / 4.0;
+                               std::vector<int64_t>{2, 3}, "ortho");
   }
   if (options_.decorrelate) image = Decorrelated(image);
   return options_.valid == "sigmoid" ? torch::sigmoid(image) : (image + 0.5).clamp(0, 1);

@@ -29,6 +29,10 @@ struct TransformOptions {
   static TransformOptions None();
 };
 
+// grid_sample(input, grid), bilinear, zeros outside, align_corners=true; on the CPU, small
+// batches sample row slices in parallel (LibTorch's kernels parallelize over the batch only).
+torch::Tensor BilinearSample(const torch::Tensor& input, const torch::Tensor& grid);
+
 class Transform {
  public:
   Transform(TransformOptions options, uint64_t seed) : options_(std::move(options)), rng_(seed) {}

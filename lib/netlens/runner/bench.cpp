@@ -27,15 +27,25 @@
 namespace netlens {
 namespace {
 
-double TimeMs(const std::function<void()>& fn, int64_t repeat) {
-  std::vector<double> times;
-  for (int64_t i = 0; i < repeat; ++i) {
+// Medians of `repeat` timings of a technique and of its floor, taken in turns (technique,
+// floor, technique, ...) so that a slow spell of a shared machine weighs on both alike.
+std::pair<double, double> TimeMs(const std::function<void()>& fn, const std::function<void()>& floor_fn,
+                                 int64_t repeat) {
+  std::vector<double> times, floor_times;
+  auto time = [](const std::function<void()>& f) {
     const auto start = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    f();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int64_t i = 0; i < repeat; ++i) {
+    times.push_back(time(fn));
+    floor_times.push_back(time(floor_fn));
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  auto median = [](std::vector<double>& v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(times), median(floor_times)};
 }
 
 struct Case {
@@ -196,7 +206,7 @@ int RunBench(const Params& p) {
       run();
       floor_fn();
     }
-    const double ms = TimeMs(run, repeat), floor_ms = TimeMs(floor_fn, repeat);
+    const auto [ms, floor_ms] = TimeMs(run, floor_fn, repeat);
     char line[512];
     std::snprintf(line, sizeof(line), "| %s | %s | %.1f | %s | %.1f | %.2f |\n", c.technique.c_str(),
                   c.options.is_null() ? "" : SafeDump(c.options).c_str(), ms, c.floor.c_str(), floor_ms, ms / floor_ms);
