@@ -125,5 +125,52 @@ TEST(DeepLift, FollowsItsRulesOnSqueezeNet) {
   EXPECT_GT(unpooled.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0.01);
 }
 
+// The rules' CPU kernels read channels-last tensors and the channel slices a concatenation's
+// backward hands on (SqueezeNet's Fire modules) in place. Called through the dispatcher as the
+// lens calls them, each under a concatenation: the rescale rule against its formula, and the
+// max-pooling rule in both layouts against each other and against summation-to-delta.
+TEST(DeepLift, RuleKernelsReadEveryLayout) {
+  const auto rectifier = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::rectifier", "")
+                             .typed<torch::Tensor(const torch::Tensor&, double, double, int64_t)>();
+  const auto pool = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::deeplift_max_pool2d", "")
+                        .typed<torch::Tensor(const torch::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
+                                             c10::IntArrayRef, bool, bool)>();
+  const auto rule = static_cast<int64_t>(BackwardRule::kDeepLift);
+  auto gen = at::detail::createCPUGenerator(11);
+  for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    // Rescale: 2 pairs; the reference equals the input at some elements (the ordinary gradient).
+    torch::Tensor x = torch::randn({4, 6, 5, 7}, gen, torch::kFloat64);
+    x.slice(0, 2).slice(1, 0, 2).copy_(x.slice(0, 0, 2).slice(1, 0, 2));
+    x = x.contiguous(format).requires_grad_(true);
+    const torch::Tensor other = torch::randn({4, 3, 5, 7}, gen, torch::kFloat64).contiguous(format);
+    const torch::Tensor w = torch::randn({4, 9, 5, 7}, gen, torch::kFloat64);
+    const torch::Tensor y = torch::cat({rectifier.call(x, 0.0, 6.0, rule), other}, 1);
+    const torch::Tensor grad = torch::autograd::grad({(y * w).sum()}, {x})[0];
+    const torch::Tensor a = x.detach().slice(0, 0, 2), r = x.detach().slice(0, 2);
+    const torch::Tensor m = (a.clamp(0, 6) - r.clamp(0, 6)) / (a - r);
+    const torch::Tensor same = (a - r).abs() < 1e-10;
+    const torch::Tensor wx = w.slice(1, 0, 6);
+    const torch::Tensor expected = torch::cat(
+        {wx.slice(0, 0, 2) * torch::where(same, ((a > 0) & (a < 6)).to(torch::kFloat64), m),
+         wx.slice(0, 2) * torch::where(same, ((r > 0) & (r < 6)).to(torch::kFloat64), m)});
+    EXPECT_TRUE(test::AllClose(grad, expected, 1e-15)) << format;
+  }
+  // Max-pooling, 3x3 / 2 (overlapping windows), one pair: the same gradients in both layouts,
+  // and sum((x - x0) * m) = sum(g * (y - y0)).
+  const torch::Tensor x = torch::randn({2, 4, 9, 11}, gen, torch::kFloat64);
+  const torch::Tensor w = torch::randn({1, 6, 4, 5}, gen, torch::kFloat64).expand({2, 6, 4, 5});
+  std::vector<torch::Tensor> grads;
+  for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    const torch::Tensor xf = x.contiguous(format).requires_grad_(true);
+    const torch::Tensor y = pool.call(xf, {3, 3}, {2, 2}, {0, 0}, {1, 1}, false, false);
+    const torch::Tensor both = torch::cat({y, torch::zeros({2, 2, 4, 5}, torch::kFloat64)}, 1);
+    grads.push_back(torch::autograd::grad({(both * w).sum()}, {xf})[0]);
+    const torch::Tensor dy = (y[0] - y[1]).detach();
+    EXPECT_NEAR(((x[0] - x[1]) * grads.back()[0]).sum().item<double>(), (w[0].slice(0, 0, 4) * dy).sum().item<double>(), 1e-10)
+        << format;
+  }
+  EXPECT_TRUE(test::AllClose(grads[0], grads[1], 1e-15));
+}
+
 }  // namespace
 }  // namespace netlens

@@ -1,8 +1,11 @@
 #include "netlens/model/rectifier_op.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace netlens {
@@ -24,7 +27,79 @@ torch::Tensor Pairs(const torch::Tensor& t) {
   return t.view(sizes);
 }
 
+// Element (n, c, p) of an N x C x H x W tensor whose two spatial dimensions merge into one
+// (p = h * W + w): at n * n_stride + c * c_stride + p * p_stride. That holds for both layouts,
+// contiguous and channels-last, and for a channel slice of either (what a concatenation's
+// backward hands on), so the CPU kernels below read them all without copies.
+struct Planar {
+  int64_t n_stride, c_stride, p_stride;
+  int64_t At(int64_t n, int64_t c, int64_t p) const { return n * n_stride + c * c_stride + p * p_stride; }
+};
+
+// t as a 4-D tensor with merging spatial dimensions: itself when it is one, else a contiguous
+// copy viewed as N x (the rest) x 1 x 1.
+torch::Tensor AsPlanar(const torch::Tensor& t) {
+  if (t.dim() == 4 && (t.size(2) == 1 || t.size(3) == 1 || t.stride(2) == t.size(3) * t.stride(3))) return t;
+  return t.contiguous().view({t.size(0), -1, 1, 1});
+}
+
+Planar PlanarOf(const torch::Tensor& t) {
+  return {t.stride(0), t.stride(1), t.size(3) == 1 ? t.stride(2) : t.stride(3)};
+}
+
+// Runs body(n, c, p) over the input half (n < pairs) of a planar 4-D tensor, in parallel, in
+// the order of `layout`'s memory: channels innermost for channels-last, positions otherwise.
+template <typename Body>
+void ForEachPairElement(const torch::Tensor& layout, const Body& body) {
+  const int64_t pairs = layout.size(0) / 2, channels = layout.size(1), positions = layout.size(2) * layout.size(3);
+  const bool channels_inner = channels > 1 && PlanarOf(layout).c_stride == 1;
+  const int64_t outer = channels_inner ? positions : channels, inner = channels_inner ? channels : positions;
+  at::parallel_for(0, pairs * outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)), [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t n = k / outer, j = k % outer;
+      for (int64_t i = 0; i < inner; ++i) channels_inner ? body(n, i, j) : body(n, j, i);
+    }
+  });
+}
+
+// The CPU's one pass of DeepLiftRescale below: per element the same arithmetic as the tensor
+// expression (the same numbers), without its ten intermediate tensors and layout copies.
+torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor& g_any, double lo, double hi) {
+  const torch::Tensor x = AsPlanar(x_any), g = AsPlanar(g_any.to(x_any.scalar_type()));
+  torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
+  const Planar px = PlanarOf(x), pg = PlanarOf(g), po = PlanarOf(grad);
+  const int64_t pairs = x.size(0) / 2;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_rescale", [&] {
+    const scalar_t* xs = x.data_ptr<scalar_t>();
+    const scalar_t* gs = g.data_ptr<scalar_t>();
+    scalar_t* out = grad.data_ptr<scalar_t>();
+    const scalar_t low = static_cast<scalar_t>(lo), eps = static_cast<scalar_t>(kDeepLiftEps);
+    const bool bounded = !std::isinf(hi);
+    const scalar_t high = bounded ? static_cast<scalar_t>(hi) : scalar_t(0);
+    auto f = [&](scalar_t v) { return bounded ? std::min(std::max(v, low), high) : std::max(v, low); };
+    auto local = [&](scalar_t v) { return scalar_t(v > low && (!bounded || v < high) ? 1 : 0); };
+    ForEachPairElement(x, [&](int64_t n, int64_t c, int64_t p) {
+      const scalar_t a = xs[px.At(n, c, p)], r = xs[px.At(n + pairs, c, p)], dx = a - r;
+      const scalar_t ga = gs[pg.At(n, c, p)], gr = gs[pg.At(n + pairs, c, p)];
+      scalar_t& oa = out[po.At(n, c, p)];
+      scalar_t& orf = out[po.At(n + pairs, c, p)];
+      if (std::abs(dx) < eps) {
+        oa = ga * local(a);
+        orf = gr * local(r);
+      } else {
+        const scalar_t m = (f(a) - f(r)) / dx;
+        oa = ga * m;
+        orf = gr * m;
+      }
+    });
+  });
+  return grad.view(x_any.sizes());
+}
+
 torch::Tensor DeepLiftRescale(const torch::Tensor& x, const torch::Tensor& g, double lo, double hi) {
+  if (x.is_cpu() && g.is_cpu() && x.dim() >= 1 && x.size(0) % 2 == 0 && x.sizes() == g.sizes() &&
+      (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64))
+    return DeepLiftRescaleCpu(x, g, lo, hi);
   const torch::Tensor xp = Pairs(x);
   const torch::Tensor dx = xp[0] - xp[1];
   const torch::Tensor m = (RectifierForward(xp[0], lo, hi) - RectifierForward(xp[1], lo, hi)) / dx;
@@ -102,6 +177,103 @@ std::vector<int64_t> StrideOr(const std::vector<int64_t>& stride, const std::vec
   return stride.empty() ? kernel : stride;
 }
 
+// The CPU's two passes of the summing max-pooling rule below: the same arithmetic in the same
+// order as the tensor expression (scatter_add and max-pooling's own backward both add up in the
+// order of the output positions), without its intermediate tensors and layout copies. x, out,
+// indices, g: planar N x C x H x W (AsPlanar), N = 2 x pairs. The first pass routes each output
+// position's gradient to its arg-max: the ordinary gradients straight into the result's halves,
+// what the windows route into one buffer per half. A thread owns whole channels (an arg-max
+// shared by overlapping windows is written by one thread, in order), walking them plane by plane
+// for a contiguous input and position by position, all its channels at once, for channels-last.
+torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& indices,
+                                         const torch::Tensor& g) {
+  const int64_t pairs = x.size(0) / 2, channels = x.size(1);
+  const int64_t out_plane = out.size(2) * out.size(3);
+  const auto format = x.suggest_memory_format();
+  torch::Tensor grad = torch::zeros_like(x, x.options(), format);
+  const torch::Tensor routed_in = torch::zeros_like(x.narrow(0, 0, pairs), x.options(), format);
+  const torch::Tensor routed_ref = torch::zeros_like(routed_in, x.options(), format);
+  const Planar px = PlanarOf(x), py = PlanarOf(out), pi = PlanarOf(indices), pg = PlanarOf(g), po = PlanarOf(grad),
+               pr = PlanarOf(routed_in);
+  const bool channels_last = channels > 1 && px.c_stride == 1;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_backward", [&] {
+    const scalar_t* ys = out.data_ptr<scalar_t>();
+    const scalar_t* gs = g.data_ptr<scalar_t>();
+    const int64_t* is = indices.data_ptr<int64_t>();
+    scalar_t* gr = grad.data_ptr<scalar_t>();
+    scalar_t* ri = routed_in.data_ptr<scalar_t>();
+    scalar_t* rr = routed_ref.data_ptr<scalar_t>();
+    auto route = [&](int64_t n, int64_t c, int64_t o) {
+      const int64_t m = n + pairs;
+      const scalar_t y = ys[py.At(n, c, o)], y0 = ys[py.At(m, c, o)], top = std::max(y, y0);
+      const int64_t a = is[pi.At(n, c, o)], b = is[pi.At(m, c, o)];
+      const scalar_t ga = gs[pg.At(n, c, o)], gb = gs[pg.At(m, c, o)];
+      ri[pr.At(n, c, a)] += ga * (top - y0);
+      rr[pr.At(n, c, b)] += gb * (y - top);
+      gr[po.At(n, c, a)] += ga;
+      gr[po.At(m, c, b)] += gb;
+    };
+    at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = 0; n < pairs; ++n) {
+        if (channels_last && py.c_stride == 1 && pi.c_stride == 1 && pg.c_stride == 1 && po.c_stride == 1 && pr.c_stride == 1) {
+          // Unit-stride channels everywhere: pointers per position, the channels in a row.
+          const int64_t m = n + pairs;
+          for (int64_t o = 0; o < out_plane; ++o) {
+            const scalar_t* y = ys + py.At(n, 0, o);
+            const scalar_t* y0 = ys + py.At(m, 0, o);
+            const int64_t* a = is + pi.At(n, 0, o);
+            const int64_t* b = is + pi.At(m, 0, o);
+            const scalar_t* ga = gs + pg.At(n, 0, o);
+            const scalar_t* gb = gs + pg.At(m, 0, o);
+            scalar_t* ri_n = ri + pr.At(n, 0, 0);
+            scalar_t* rr_n = rr + pr.At(n, 0, 0);
+            scalar_t* gr_n = gr + po.At(n, 0, 0);
+            scalar_t* gr_m = gr + po.At(m, 0, 0);
+            for (int64_t c = begin; c < end; ++c) {
+              const scalar_t top = std::max(y[c], y0[c]);
+              ri_n[a[c] * pr.p_stride + c] += ga[c] * (top - y0[c]);
+              rr_n[b[c] * pr.p_stride + c] += gb[c] * (y[c] - top);
+              gr_n[a[c] * po.p_stride + c] += ga[c];
+              gr_m[b[c] * po.p_stride + c] += gb[c];
+            }
+          }
+        } else if (channels_last) {
+          for (int64_t o = 0; o < out_plane; ++o)
+            for (int64_t c = begin; c < end; ++c) route(n, c, o);
+        } else {
+          for (int64_t c = begin; c < end; ++c)
+            for (int64_t o = 0; o < out_plane; ++o) route(n, c, o);
+        }
+      }
+    });
+  });
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_multiplier", [&] {
+    const scalar_t* xs = x.data_ptr<scalar_t>();
+    scalar_t* gr = grad.data_ptr<scalar_t>();
+    const scalar_t* ri = routed_in.data_ptr<scalar_t>();
+    const scalar_t* rr = routed_ref.data_ptr<scalar_t>();
+    const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
+    if (x.is_contiguous(format) && grad.is_contiguous(format) && routed_in.is_contiguous(format) &&
+        routed_ref.is_contiguous(format)) {
+      // One layout, dense: the halves are the two halves of the memory.
+      const int64_t half = x.numel() / 2;
+      at::parallel_for(0, half, 4096, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const scalar_t dx = xs[i] - xs[i + half];
+          if (!(std::abs(dx) < eps)) gr[i] = gr[i + half] = (ri[i] + rr[i]) / dx;
+        }
+      });
+      return;
+    }
+    ForEachPairElement(x, [&](int64_t n, int64_t c, int64_t p) {
+      const scalar_t dx = xs[px.At(n, c, p)] - xs[px.At(n + pairs, c, p)];
+      if (!(std::abs(dx) < eps))
+        gr[po.At(n, c, p)] = gr[po.At(n + pairs, c, p)] = (ri[pr.At(n, c, p)] + rr[pr.At(n, c, p)]) / dx;
+    });
+  });
+  return grad;
+}
+
 // max_pool2d whose backward is Captum's DeepLift rule for max-pooling (deep_lift.py, maxpool).
 class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPoolFunction> {
  public:
@@ -125,16 +297,23 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     torch::NoGradGuard no_grad;
-    // One layout for the index arithmetic below (a channels-last input would be copied by each
-    // flatten, and mixed layouts take the slow elementwise paths).
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor x = saved[0].contiguous(), out = saved[1], indices = saved[2];
+    const torch::Tensor x_saved = saved[0], out = saved[1], indices = saved[2];
     const auto kernel = ctx->saved_data["kernel"].toIntVector();
     const auto stride = ctx->saved_data["stride"].toIntVector();
     const auto padding = ctx->saved_data["padding"].toIntVector();
     const auto dilation = ctx->saved_data["dilation"].toIntVector();
     const bool ceil_mode = ctx->saved_data["ceil_mode"].toBool();
-    const torch::Tensor g = grad_outputs[0].contiguous();
+    if (!ctx->saved_data["overwrite"].toBool() && x_saved.is_cpu() && x_saved.dim() == 4 && x_saved.size(0) % 2 == 0 &&
+        (x_saved.scalar_type() == torch::kFloat32 || x_saved.scalar_type() == torch::kFloat64)) {
+      const torch::Tensor grad_in = DeepLiftMaxPoolBackwardCpu(
+          AsPlanar(x_saved), AsPlanar(out), AsPlanar(indices), AsPlanar(grad_outputs[0].to(x_saved.scalar_type())));
+      return {grad_in, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
+    // Elsewhere (CUDA, --max-pool unpool), tensor operations, in one layout for the index
+    // arithmetic (a channels-last input would be copied by each flatten, and mixed layouts take
+    // the slow elementwise paths).
+    const torch::Tensor x = x_saved.contiguous(), g = grad_outputs[0].contiguous();
     const auto o = out.chunk(2);
     const torch::Tensor xmax = at::max(o[0], o[1]);
     // Input half: max(y, y0) - y0 through the input's arg-max; reference half: y - max(y, y0)
