@@ -47,6 +47,12 @@ Planar PlanarOf(const torch::Tensor& t) {
   return {t.stride(0), t.stride(1), t.size(3) == 1 ? t.stride(2) : t.stride(3)};
 }
 
+// The CPU kernels below serve float32 and float64 tensors on the CPU; the rest (CUDA, other
+// types) takes the tensor operations.
+bool CpuKernelServes(const torch::Tensor& t) {
+  return t.is_cpu() && (t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kFloat64);
+}
+
 // Runs body(n, c, p) over the input half (n < pairs) of a planar 4-D tensor, in parallel, in
 // the order of `layout`'s memory: channels innermost for channels-last, positions otherwise.
 template <typename Body>
@@ -97,8 +103,7 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
 }
 
 torch::Tensor DeepLiftRescale(const torch::Tensor& x, const torch::Tensor& g, double lo, double hi) {
-  if (x.is_cpu() && g.is_cpu() && x.dim() >= 1 && x.size(0) % 2 == 0 && x.sizes() == g.sizes() &&
-      (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64))
+  if (CpuKernelServes(x) && g.is_cpu() && x.dim() >= 1 && x.size(0) % 2 == 0 && x.sizes() == g.sizes())
     return DeepLiftRescaleCpu(x, g, lo, hi);
   const torch::Tensor xp = Pairs(x);
   const torch::Tensor dx = xp[0] - xp[1];
@@ -203,46 +208,32 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
     scalar_t* gr = grad.data_ptr<scalar_t>();
     scalar_t* ri = routed_in.data_ptr<scalar_t>();
     scalar_t* rr = routed_ref.data_ptr<scalar_t>();
-    auto route = [&](int64_t n, int64_t c, int64_t o) {
-      const int64_t m = n + pairs;
-      const scalar_t y = ys[py.At(n, c, o)], y0 = ys[py.At(m, c, o)], top = std::max(y, y0);
-      const int64_t a = is[pi.At(n, c, o)], b = is[pi.At(m, c, o)];
-      const scalar_t ga = gs[pg.At(n, c, o)], gb = gs[pg.At(m, c, o)];
-      ri[pr.At(n, c, a)] += ga * (top - y0);
-      rr[pr.At(n, c, b)] += gb * (y - top);
-      gr[po.At(n, c, a)] += ga;
-      gr[po.At(m, c, b)] += gb;
-    };
     at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
       for (int64_t n = 0; n < pairs; ++n) {
-        if (channels_last && py.c_stride == 1 && pi.c_stride == 1 && pg.c_stride == 1 && po.c_stride == 1 && pr.c_stride == 1) {
-          // Unit-stride channels everywhere: pointers per position, the channels in a row.
-          const int64_t m = n + pairs;
-          for (int64_t o = 0; o < out_plane; ++o) {
-            const scalar_t* y = ys + py.At(n, 0, o);
-            const scalar_t* y0 = ys + py.At(m, 0, o);
-            const int64_t* a = is + pi.At(n, 0, o);
-            const int64_t* b = is + pi.At(m, 0, o);
-            const scalar_t* ga = gs + pg.At(n, 0, o);
-            const scalar_t* gb = gs + pg.At(m, 0, o);
-            scalar_t* ri_n = ri + pr.At(n, 0, 0);
-            scalar_t* rr_n = rr + pr.At(n, 0, 0);
-            scalar_t* gr_n = gr + po.At(n, 0, 0);
-            scalar_t* gr_m = gr + po.At(m, 0, 0);
-            for (int64_t c = begin; c < end; ++c) {
-              const scalar_t top = std::max(y[c], y0[c]);
-              ri_n[a[c] * pr.p_stride + c] += ga[c] * (top - y0[c]);
-              rr_n[b[c] * pr.p_stride + c] += gb[c] * (y[c] - top);
-              gr_n[a[c] * po.p_stride + c] += ga[c];
-              gr_m[b[c] * po.p_stride + c] += gb[c];
-            }
+        const int64_t m = n + pairs;
+        // Per output position o, the channels [begin, end) of each tensor from its own base.
+        auto route = [&](int64_t o, int64_t c_begin, int64_t c_end) {
+          const scalar_t* y = ys + py.At(n, 0, o);
+          const scalar_t* y0 = ys + py.At(m, 0, o);
+          const int64_t* a = is + pi.At(n, 0, o);
+          const int64_t* b = is + pi.At(m, 0, o);
+          const scalar_t* ga = gs + pg.At(n, 0, o);
+          const scalar_t* gb = gs + pg.At(m, 0, o);
+          for (int64_t c = c_begin; c < c_end; ++c) {
+            const scalar_t yc = y[c * py.c_stride], y0c = y0[c * py.c_stride], top = std::max(yc, y0c);
+            const int64_t ac = a[c * pi.c_stride], bc = b[c * pi.c_stride];
+            const scalar_t gac = ga[c * pg.c_stride], gbc = gb[c * pg.c_stride];
+            ri[pr.At(n, c, ac)] += gac * (top - y0c);
+            rr[pr.At(n, c, bc)] += gbc * (yc - top);
+            gr[po.At(n, c, ac)] += gac;
+            gr[po.At(m, c, bc)] += gbc;
           }
-        } else if (channels_last) {
-          for (int64_t o = 0; o < out_plane; ++o)
-            for (int64_t c = begin; c < end; ++c) route(n, c, o);
+        };
+        if (channels_last) {
+          for (int64_t o = 0; o < out_plane; ++o) route(o, begin, end);
         } else {
           for (int64_t c = begin; c < end; ++c)
-            for (int64_t o = 0; o < out_plane; ++o) route(n, c, o);
+            for (int64_t o = 0; o < out_plane; ++o) route(o, c, c + 1);
         }
       }
     });
@@ -304,8 +295,8 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
     const auto padding = ctx->saved_data["padding"].toIntVector();
     const auto dilation = ctx->saved_data["dilation"].toIntVector();
     const bool ceil_mode = ctx->saved_data["ceil_mode"].toBool();
-    if (!ctx->saved_data["overwrite"].toBool() && x_saved.is_cpu() && x_saved.dim() == 4 && x_saved.size(0) % 2 == 0 &&
-        (x_saved.scalar_type() == torch::kFloat32 || x_saved.scalar_type() == torch::kFloat64)) {
+    if (!ctx->saved_data["overwrite"].toBool() && CpuKernelServes(x_saved) && x_saved.dim() == 4 &&
+        x_saved.size(0) % 2 == 0) {
       const torch::Tensor grad_in = DeepLiftMaxPoolBackwardCpu(
           AsPlanar(x_saved), AsPlanar(out), AsPlanar(indices), AsPlanar(grad_outputs[0].to(x_saved.scalar_type())));
       return {grad_in, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
