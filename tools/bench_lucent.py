@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--channels", default="1", help="one channel, or A..B for a batch")
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (Lucent puts its picture on cuda when "
+                    "one is available, so the model must follow)")
     args = ap.parse_args()
     sys.path.insert(0, args.lucent)
     try:
@@ -121,7 +123,7 @@ def main():
     from lucent.optvis import objectives, param, render
 
     torch.set_num_threads(args.threads)
-    model = eager_model(args.arch, args.model)
+    model = eager_model(args.arch, args.model).to(args.device)
     if ".." in args.channels:
         first, last = (int(v) for v in args.channels.split(".."))
         channels = list(range(first, last + 1))
@@ -133,9 +135,11 @@ def main():
     render.render_vis(model, objective, param_f, thresholds=(2,), show_image=False, progress=False)  # warm-up
     start = time.perf_counter()
     render.render_vis(model, objective, param_f, thresholds=(args.steps,), show_image=False, progress=False)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     print(f"lucent {args.arch} {args.layer}:{args.channels} batch {batch}: {args.steps} steps in "
-          f"{seconds:.2f} s = {args.steps / seconds:.2f} steps/s ({args.threads} threads, torch "
+          f"{seconds:.2f} s = {args.steps / seconds:.2f} steps/s ({args.device}, {args.threads} threads, torch "
           f"{torch.__version__}{', kornia stand-in' if shim else ''})")
 
 

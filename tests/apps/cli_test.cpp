@@ -56,7 +56,7 @@ TEST(Cli, GuidedOnSqueezeNetCatWritesEverything) {
   EXPECT_NE(job["predictions"][0]["label"].get<std::string>().find("cat"), std::string::npos);
   EXPECT_EQ(job["target"]["index"], top1);
   EXPECT_EQ(job["model"]["metadata_source"], "ImageNet defaults");
-  EXPECT_EQ(job["device"], "cpu");
+  EXPECT_EQ(job["device"], torch::cuda::is_available() ? "cuda:0" : "cpu");  // --device auto
   for (const char* stage : {"model", "image", "predict", "compute", "write"})
     EXPECT_TRUE(job["timings_ms"].contains(stage)) << stage;
   bool raw = false;
@@ -347,7 +347,11 @@ TEST(Cli, EveryTechniqueRunsOnARealModel) {
   EXPECT_LT(ig["metrics"]["completeness"]["relative_delta"].get<double>(), 0.2) << ig["metrics"].dump();
   // ResNet-20 is rectifiers, convolutions, batch norm and sums: DeepLIFT sums to the difference.
   const Json deeplift = ReadJson(dir + "/" + std::to_string(runs.size() - 2) + "/manifest.json")["jobs"][0];
-  EXPECT_LT(deeplift["metrics"]["summation_to_delta"]["relative_delta"].get<double>(), 1e-4) << deeplift["metrics"].dump();
+  // float32; on CUDA the sums run in another order and cuDNN convolutions may use TF32 (LibTorch's
+  // default): 1.1e-4 was seen on an H200.
+  EXPECT_LT(deeplift["metrics"]["summation_to_delta"]["relative_delta"].get<double>(),
+            torch::cuda::is_available() ? 1e-3 : 1e-4)
+      << deeplift["metrics"].dump();
   // LRP: the input's relevance and what the layers absorb make up the logit; batch norms folded.
   const Json lrp = ReadJson(dir + "/" + std::to_string(runs.size() - 4) + "/manifest.json")["jobs"][0];
   EXPECT_LT(lrp["metrics"]["conservation"]["relative_delta"].get<double>(), 1e-4) << lrp["metrics"].dump();

@@ -221,7 +221,7 @@ TEST(CamVariants, EigenCamIsTheFirstPrincipalComponentAndSeveralLayersAreFused) 
   // centred covariance, the largest of all unit directions.
   const torch::Tensor m = net.A(x)[0].reshape({4, 16}).t();
   const torch::Tensor c = m - m.mean(0, true);
-  const double top = torch::linalg::eigvalsh(c.t().matmul(c), "L").max().item<double>();
+  const double top = torch::linalg_eigvalsh(c.t().matmul(c), "L").max().item<double>();
   EXPECT_NEAR(out.artifacts[0].tensor.pow(2).sum().item<double>(), top, 1e-9 * top);
 }
 

@@ -32,9 +32,13 @@ namespace {
 std::pair<double, double> TimeMs(const std::function<void()>& fn, const std::function<void()>& floor_fn,
                                  int64_t repeat) {
   std::vector<double> times, floor_times;
-  auto time = [](const std::function<void()>& f) {
+  // CUDA work is queued asynchronously: each timing waits for the device to finish.
+  const bool cuda = torch::cuda::is_available();
+  auto time = [cuda](const std::function<void()>& f) {
+    if (cuda) torch::cuda::synchronize();
     const auto start = std::chrono::steady_clock::now();
     f();
+    if (cuda) torch::cuda::synchronize();
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   };
   for (int64_t i = 0; i < repeat; ++i) {

@@ -14,7 +14,7 @@ TechniqueInfo EigenCamTechnique() {
               const int64_t K = A.size(1), h = A.size(2), w = A.size(3);
               const torch::Tensor m = A[0].reshape({K, h * w}).t().to(torch::kFloat64);
               const torch::Tensor centred = m - m.mean(0, true);
-              const auto svd = torch::linalg::svd(centred, /*full_matrices=*/false, c10::nullopt);
+              const auto svd = torch::linalg_svd(centred, /*full_matrices=*/false);
               const torch::Tensor v = std::get<2>(svd)[0];  // first row of V^T
               torch::Tensor projection = centred.matmul(v);
               const torch::Tensor summed = m.sum(1);

@@ -41,7 +41,7 @@ namespace {
 
 // Symmetric square root (and inverse) of a 3 x 3 covariance.
 torch::Tensor SymmetricPower(const torch::Tensor& cov, double power) {
-  const auto [values, vectors] = torch::linalg::eigh(cov, "L");
+  const auto [values, vectors] = torch::linalg_eigh(cov, "L");
   return torch::matmul(vectors * values.clamp_min(1e-8).pow(power).unsqueeze(0), vectors.t());
 }
 
