@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace netlens {
 namespace {
@@ -69,33 +70,52 @@ void ForEachPairElement(const torch::Tensor& layout, const Body& body) {
 }
 
 // The CPU's one pass of DeepLiftRescale below: per element the same arithmetic as the tensor
-// expression (the same numbers), without its ten intermediate tensors and layout copies.
+// expression (the same numbers), without its ten intermediate tensors and layout copies. Rows
+// along the innermost dimension of x's memory (channels for channels-last, positions otherwise)
+// are vectorized where x, g and the result all run with unit stride there, as they do in both
+// layouts, channel slices of a concatenation included.
 torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor& g_any, double lo, double hi) {
   const torch::Tensor x = AsPlanar(x_any), g = AsPlanar(g_any.to(x_any.scalar_type()));
   torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
   const Planar px = PlanarOf(x), pg = PlanarOf(g), po = PlanarOf(grad);
-  const int64_t pairs = x.size(0) / 2;
+  const int64_t pairs = x.size(0) / 2, channels = x.size(1), positions = x.size(2) * x.size(3);
+  const bool channels_inner = channels > 1 && px.c_stride == 1;
+  const int64_t outer = channels_inner ? positions : channels, inner = channels_inner ? channels : positions;
+  const int64_t sx = channels_inner ? px.c_stride : px.p_stride, sg = channels_inner ? pg.c_stride : pg.p_stride,
+                so = channels_inner ? po.c_stride : po.p_stride;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_rescale", [&] {
     const scalar_t* xs = x.data_ptr<scalar_t>();
     const scalar_t* gs = g.data_ptr<scalar_t>();
     scalar_t* out = grad.data_ptr<scalar_t>();
     const scalar_t low = static_cast<scalar_t>(lo), eps = static_cast<scalar_t>(kDeepLiftEps);
     const bool bounded = !std::isinf(hi);
-    const scalar_t high = bounded ? static_cast<scalar_t>(hi) : scalar_t(0);
-    auto f = [&](scalar_t v) { return bounded ? std::min(std::max(v, low), high) : std::max(v, low); };
-    auto local = [&](scalar_t v) { return scalar_t(v > low && (!bounded || v < high) ? 1 : 0); };
-    ForEachPairElement(x, [&](int64_t n, int64_t c, int64_t p) {
-      const scalar_t a = xs[px.At(n, c, p)], r = xs[px.At(n + pairs, c, p)], dx = a - r;
-      const scalar_t ga = gs[pg.At(n, c, p)], gr = gs[pg.At(n + pairs, c, p)];
-      scalar_t& oa = out[po.At(n, c, p)];
-      scalar_t& orf = out[po.At(n + pairs, c, p)];
-      if (std::abs(dx) < eps) {
-        oa = ga * local(a);
-        orf = gr * local(r);
-      } else {
-        const scalar_t m = (f(a) - f(r)) / dx;
-        oa = ga * m;
-        orf = gr * m;
+    const scalar_t high = bounded ? static_cast<scalar_t>(hi) : std::numeric_limits<scalar_t>::infinity();
+    // One element pair: where input and reference agree, each half's own local gradient, else
+    // the rescale multiplier (f(a) - f(r)) / (a - r) for both (computed either way, then chosen).
+    auto pair = [low, high, eps, bounded](scalar_t a, scalar_t r, scalar_t ga, scalar_t gr, scalar_t& oa, scalar_t& orf) {
+      const scalar_t dx = a - r;
+      const scalar_t fa = std::min(std::max(a, low), high), fr = std::min(std::max(r, low), high);
+      const scalar_t m = (fa - fr) / dx;
+      const bool agree = std::abs(dx) < eps;
+      oa = ga * (agree ? scalar_t(a > low && (!bounded || a < high) ? 1 : 0) : m);
+      orf = gr * (agree ? scalar_t(r > low && (!bounded || r < high) ? 1 : 0) : m);
+    };
+    at::parallel_for(0, pairs * outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)), [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) {
+        const int64_t n = k / outer, j = k % outer;
+        const int64_t c = channels_inner ? 0 : j, p = channels_inner ? j : 0;
+        const scalar_t* xa = xs + px.At(n, c, p);
+        const scalar_t* xr = xs + px.At(n + pairs, c, p);
+        const scalar_t* ga = gs + pg.At(n, c, p);
+        const scalar_t* gr = gs + pg.At(n + pairs, c, p);
+        scalar_t* oa = out + po.At(n, c, p);
+        scalar_t* orf = out + po.At(n + pairs, c, p);
+        if (sx == 1 && sg == 1 && so == 1) {
+          _Pragma("omp simd")
+          for (int64_t i = 0; i < inner; ++i) pair(xa[i], xr[i], ga[i], gr[i], oa[i], orf[i]);
+        } else {
+          for (int64_t i = 0; i < inner; ++i) pair(xa[i * sx], xr[i * sx], ga[i * sg], gr[i * sg], oa[i * so], orf[i * so]);
+        }
       }
     });
   });
@@ -186,31 +206,32 @@ std::vector<int64_t> StrideOr(const std::vector<int64_t>& stride, const std::vec
 // order as the tensor expression (scatter_add and max-pooling's own backward both add up in the
 // order of the output positions), without its intermediate tensors and layout copies. x, out,
 // indices, g: planar N x C x H x W (AsPlanar), N = 2 x pairs. The first pass routes each output
-// position's gradient to its arg-max: the ordinary gradients straight into the result's halves,
-// what the windows route into one buffer per half. A thread owns whole channels (an arg-max
-// shared by overlapping windows is written by one thread, in order), walking them plane by plane
-// for a contiguous input and position by position, all its channels at once, for channels-last.
+// position's gradient to its arg-max, into the result itself: where input and reference agree
+// (|x - x0| < eps) the ordinary gradient, into the half it belongs to; elsewhere what the window
+// routes, the input's share into the input half and the reference's into the reference half,
+// which the second pass adds up and divides by x - x0 for both halves. A thread owns whole
+// channels (an arg-max shared by overlapping windows is written by one thread, in order), walking
+// them plane by plane for a contiguous input and position by position, all its channels at once,
+// for channels-last.
 torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& indices,
                                          const torch::Tensor& g) {
   const int64_t pairs = x.size(0) / 2, channels = x.size(1);
   const int64_t out_plane = out.size(2) * out.size(3);
   const auto format = x.suggest_memory_format();
   torch::Tensor grad = torch::zeros_like(x, x.options(), format);
-  const torch::Tensor routed_in = torch::zeros_like(x.narrow(0, 0, pairs), x.options(), format);
-  const torch::Tensor routed_ref = torch::zeros_like(routed_in, x.options(), format);
-  const Planar px = PlanarOf(x), py = PlanarOf(out), pi = PlanarOf(indices), pg = PlanarOf(g), po = PlanarOf(grad),
-               pr = PlanarOf(routed_in);
+  const Planar px = PlanarOf(x), py = PlanarOf(out), pi = PlanarOf(indices), pg = PlanarOf(g), po = PlanarOf(grad);
   const bool channels_last = channels > 1 && px.c_stride == 1;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_backward", [&] {
+    const scalar_t* xs = x.data_ptr<scalar_t>();
     const scalar_t* ys = out.data_ptr<scalar_t>();
     const scalar_t* gs = g.data_ptr<scalar_t>();
     const int64_t* is = indices.data_ptr<int64_t>();
     scalar_t* gr = grad.data_ptr<scalar_t>();
-    scalar_t* ri = routed_in.data_ptr<scalar_t>();
-    scalar_t* rr = routed_ref.data_ptr<scalar_t>();
+    const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
     at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
       for (int64_t n = 0; n < pairs; ++n) {
         const int64_t m = n + pairs;
+        auto agree = [&](int64_t c, int64_t p) { return std::abs(xs[px.At(n, c, p)] - xs[px.At(m, c, p)]) < eps; };
         // Per output position o, the channels [begin, end) of each tensor from its own base.
         auto route = [&](int64_t o, int64_t c_begin, int64_t c_end) {
           const scalar_t* y = ys + py.At(n, 0, o);
@@ -223,10 +244,8 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
             const scalar_t yc = y[c * py.c_stride], y0c = y0[c * py.c_stride], top = std::max(yc, y0c);
             const int64_t ac = a[c * pi.c_stride], bc = b[c * pi.c_stride];
             const scalar_t gac = ga[c * pg.c_stride], gbc = gb[c * pg.c_stride];
-            ri[pr.At(n, c, ac)] += gac * (top - y0c);
-            rr[pr.At(n, c, bc)] += gbc * (yc - top);
-            gr[po.At(n, c, ac)] += gac;
-            gr[po.At(m, c, bc)] += gbc;
+            gr[po.At(n, c, ac)] += agree(c, ac) ? gac : gac * (top - y0c);
+            gr[po.At(m, c, bc)] += agree(c, bc) ? gbc : gbc * (yc - top);
           }
         };
         if (channels_last) {
@@ -241,25 +260,23 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_multiplier", [&] {
     const scalar_t* xs = x.data_ptr<scalar_t>();
     scalar_t* gr = grad.data_ptr<scalar_t>();
-    const scalar_t* ri = routed_in.data_ptr<scalar_t>();
-    const scalar_t* rr = routed_ref.data_ptr<scalar_t>();
     const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
-    if (x.is_contiguous(format) && grad.is_contiguous(format) && routed_in.is_contiguous(format) &&
-        routed_ref.is_contiguous(format)) {
+    if (x.is_contiguous(format) && grad.is_contiguous(format)) {
       // One layout, dense: the halves are the two halves of the memory.
       const int64_t half = x.numel() / 2;
       at::parallel_for(0, half, 4096, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           const scalar_t dx = xs[i] - xs[i + half];
-          if (!(std::abs(dx) < eps)) gr[i] = gr[i + half] = (ri[i] + rr[i]) / dx;
+          if (!(std::abs(dx) < eps)) gr[i] = gr[i + half] = (gr[i] + gr[i + half]) / dx;
         }
       });
       return;
     }
     ForEachPairElement(x, [&](int64_t n, int64_t c, int64_t p) {
       const scalar_t dx = xs[px.At(n, c, p)] - xs[px.At(n + pairs, c, p)];
-      if (!(std::abs(dx) < eps))
-        gr[po.At(n, c, p)] = gr[po.At(n + pairs, c, p)] = (ri[pr.At(n, c, p)] + rr[pr.At(n, c, p)]) / dx;
+      scalar_t& in = gr[po.At(n, c, p)];
+      scalar_t& ref = gr[po.At(n + pairs, c, p)];
+      if (!(std::abs(dx) < eps)) in = ref = (in + ref) / dx;
     });
   });
   return grad;
