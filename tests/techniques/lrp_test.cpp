@@ -101,6 +101,40 @@ TEST(Lrp, ZeroRuleOfABiasFreeReluNetworkIsGradientTimesInput) {
   }
 }
 
+// A squeeze-and-excitation block, no biases: h = relu(conv(x)), s = sigmoid(conv1x1(mean(h))),
+// h * s -> mean -> linear. The gate rule passes all relevance to h and none to the gate, so LRP-0
+// is the gradient times the input of the same network with s held constant (detached).
+TEST(Lrp, GateProductPassesRelevanceToTheSignalOnly) {
+  torch::manual_seed(43);
+  torch::jit::Module net("LrpGate", test::SharedUnit(), true);
+  net.register_parameter("k", torch::randn({4, 3, 3, 3}, torch::kFloat64), false);
+  net.register_parameter("q", torch::randn({4, 4, 1, 1}, torch::kFloat64), false);
+  net.register_parameter("v", torch::randn({3, 4}, torch::kFloat64), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    h = torch.relu(torch.conv2d(x, self.k, None, [1, 1], [1, 1]))\n"
+      "    s = torch.sigmoid(torch.conv2d(h.mean([2, 3], True), self.q))\n"
+      "    return torch.linear((s * h).mean([2, 3]), self.v)\n");
+  auto model = test::SaveAndLoad(net, 3, 6, 6);
+  const auto k = net.attr("k").toTensor(), q = net.attr("q").toTensor(), v = net.attr("v").toTensor();
+  for (int64_t t = 0; t < 3; ++t) {
+    const torch::Tensor x = torch::randn({1, 3, 6, 6}, torch::kFloat64).requires_grad_(true);
+    const torch::Tensor h = torch::relu(torch::conv2d(x, k, {}, 1, 1));
+    const torch::Tensor s = torch::sigmoid(torch::conv2d(h.mean({2, 3}, true), q)).detach();
+    const torch::Tensor logit = torch::linear((s * h).mean({2, 3}), v)[0][t];
+    const torch::Tensor expected = x * torch::autograd::grad({logit}, {x})[0];
+    const auto lrp = RunTechnique("lrp", *model, x.detach(), t, {{"epsilon", 0.0}});
+    EXPECT_TRUE(test::AllClose(lrp.artifacts[0].tensor, expected.detach(), 1e-12)) << t;
+    EXPECT_EQ(lrp.metrics["lrp"]["passed"]["mul (gate)"], 1);
+    EXPECT_FALSE(lrp.metrics["lrp"]["ordinary_gradient"].contains("sigmoid")) << lrp.metrics["lrp"].dump();
+    EXPECT_FALSE(lrp.metrics["lrp"]["ordinary_gradient"].contains("mul")) << lrp.metrics["lrp"].dump();
+    EXPECT_LT(lrp.metrics["conservation"]["relative_delta"].get<double>(), 1e-12);
+    // The ordinary gradient through the gate differs: the rule is what the test sees.
+    const auto plain = RunTechnique("input-x-gradient", *model, x.detach(), t);
+    EXPECT_GT((plain.artifacts[0].tensor - expected).abs().max().item<double>(), 1e-6);
+  }
+}
+
 // Captum's LRP (EpsilonRule on every layer, epsilon 1e-9), float64, target 281, on the shared
 // SqueezeNet 1.0 (tools/check_captum_lrp.py). Its convergence delta (logit - sum) is what netlens
 // reports as absorbed by the biases.

@@ -199,6 +199,26 @@ int ScaledInput(Node* n, const std::set<const Value*>& dep) {
   return d >= 0 && IsTensor(n->input(d)) ? d : -1;
 }
 
+// The product of a signal and a gate (squeeze-and-excitation: x * sigmoid(...) or hardsigmoid,
+// the gate perhaps viewed or expanded to the signal's shape), both descendants of the model input:
+// the index of the signal and the gate's sigmoid node, else {-1, nullptr}.
+std::pair<int, Node*> GateProduct(Node* n, const std::set<const Value*>& dep) {
+  if (n->kind().ns() != c10::namespaces::aten || OpName(n) != "mul" || n->inputs().size() != 2 ||
+      n->outputs().size() != 1 || !IsTensor(n->output()) || !IsTensor(n->input(0)) || !IsTensor(n->input(1)) ||
+      !dep.count(n->input(0)) || !dep.count(n->input(1)))
+    return {-1, nullptr};
+  auto gate_of = [](Value* v) -> Node* {
+    Node* p = v->node();
+    while (MovesOnly(OpName(p)) && p->kind().ns() == c10::namespaces::aten && !p->inputs().empty()) p = p->input(0)->node();
+    const std::string op = p->kind().ns() == c10::namespaces::aten ? OpName(p) : "";
+    return op == "sigmoid" || op == "hardsigmoid" ? p : nullptr;
+  };
+  Node* g0 = gate_of(n->input(0));
+  Node* g1 = gate_of(n->input(1));
+  if ((g0 != nullptr) == (g1 != nullptr)) return {-1, nullptr};
+  return g0 ? std::make_pair(1, g0) : std::make_pair(0, g1);
+}
+
 bool IsInplace(const Node* n) { return std::string(n->kind().toUnqualString()) != OpName(n); }
 
 // The zbox bounds at an affine layer's input x: the model input's bounds (per channel, pixels in
@@ -265,7 +285,14 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
   std::vector<std::pair<AffineNode, Node*>> affines;  // with the batch norm folded into each
   std::vector<std::pair<Node*, std::vector<size_t>>> norms;
   std::vector<std::pair<Node*, int>> scalings;
-  std::set<Node*> folded;
+  std::vector<std::pair<Node*, int>> gated;  // gate products, with the signal's index
+  std::set<Node*> folded, gates;
+  for (Node* n : nodes) {
+    const auto [signal, gate] = GateProduct(n, dep);
+    if (signal < 0) continue;
+    gated.emplace_back(n, signal);
+    gates.insert(gate);
+  }
   for (Node* n : nodes) {
     if (folded.count(n)) continue;
     std::vector<size_t> norm_inputs;
@@ -285,6 +312,8 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     } else if ((scaled = ScaledInput(n, dep)) >= 0) {
       scalings.emplace_back(n, scaled);
       ++census.passed[OpName(n)];
+    } else if (gates.count(n) || std::any_of(gated.begin(), gated.end(), [n](const auto& g) { return g.first == n; })) {
+      if (!gates.count(n)) ++census.passed["mul (gate)"];
     } else if (!AsRectifier(n) && !AsSmoothActivation(n) && n->kind().ns() == c10::namespaces::aten &&
                ReadsAndMakesTensors(n) && !MovesOnly(OpName(n))) {
       ++census.ordinary[OpName(n)];
@@ -331,6 +360,11 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     FollowWithActivationRule(graph, n, index, BackwardRule::kLrp,
                              IsInplace(n) ? c10::make_optional(c10::Symbol::fromQualString("aten::" + OpName(n)))
                                           : c10::nullopt);
+  // A gate product passes all relevance to its signal and none to the gate (the gate acts as a
+  // constant weight, as in the LRP literature's treatment of gating).
+  for (const auto& [n, index] : gated)
+    FollowWithActivationRule(graph, n, index, BackwardRule::kLrp,
+                             IsInplace(n) ? c10::make_optional(c10::Symbol::fromQualString("aten::mul")) : c10::nullopt);
   ReplaceRectifiers(graph, BackwardRule::kLrp, /*dry_run=*/false);
   ReplaceSmoothActivations(graph, BackwardRule::kLrp);
   return census;
