@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -285,12 +286,12 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
   std::vector<std::pair<AffineNode, Node*>> affines;  // with the batch norm folded into each
   std::vector<std::pair<Node*, std::vector<size_t>>> norms;
   std::vector<std::pair<Node*, int>> scalings;
-  std::vector<std::pair<Node*, int>> gated;  // gate products, with the signal's index
+  std::map<Node*, int> gate_products;  // with the signal's index
   std::set<Node*> folded, gates;
   for (Node* n : nodes) {
     const auto [signal, gate] = GateProduct(n, dep);
     if (signal < 0) continue;
-    gated.emplace_back(n, signal);
+    gate_products.emplace(n, signal);
     gates.insert(gate);
   }
   for (Node* n : nodes) {
@@ -312,8 +313,13 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     } else if ((scaled = ScaledInput(n, dep)) >= 0) {
       scalings.emplace_back(n, scaled);
       ++census.passed[OpName(n)];
-    } else if (gates.count(n) || std::any_of(gated.begin(), gated.end(), [n](const auto& g) { return g.first == n; })) {
-      if (!gates.count(n)) ++census.passed["mul (gate)"];
+    } else if (auto product = gate_products.find(n); product != gate_products.end()) {
+      // All relevance to the signal, none to the gate: the gate acts as a constant weight, as in
+      // the LRP literature's treatment of gating.
+      scalings.emplace_back(n, product->second);
+      ++census.passed["mul (gate)"];
+    } else if (gates.count(n)) {
+      // A gate's sigmoid: no relevance reaches it.
     } else if (!AsRectifier(n) && !AsSmoothActivation(n) && n->kind().ns() == c10::namespaces::aten &&
                ReadsAndMakesTensors(n) && !MovesOnly(OpName(n))) {
       ++census.ordinary[OpName(n)];
@@ -355,16 +361,12 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     ++census.normalized[OpName(n)];
     RewriteNorm(graph, n, inputs, rules.epsilon);
   }
-  // Relevance passes op(x, constants) unchanged to x; x as it is now, after the rewrites above.
+  // Relevance passes op(x, constants) and a gate product unchanged to x; x as it is now, after the
+  // rewrites above.
   for (const auto& [n, index] : scalings)
     FollowWithActivationRule(graph, n, index, BackwardRule::kLrp,
                              IsInplace(n) ? c10::make_optional(c10::Symbol::fromQualString("aten::" + OpName(n)))
                                           : c10::nullopt);
-  // A gate product passes all relevance to its signal and none to the gate (the gate acts as a
-  // constant weight, as in the LRP literature's treatment of gating).
-  for (const auto& [n, index] : gated)
-    FollowWithActivationRule(graph, n, index, BackwardRule::kLrp,
-                             IsInplace(n) ? c10::make_optional(c10::Symbol::fromQualString("aten::mul")) : c10::nullopt);
   ReplaceRectifiers(graph, BackwardRule::kLrp, /*dry_run=*/false);
   ReplaceSmoothActivations(graph, BackwardRule::kLrp);
   return census;

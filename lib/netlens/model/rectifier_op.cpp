@@ -54,17 +54,19 @@ bool CpuKernelServes(const torch::Tensor& t) {
   return t.is_cpu() && (t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kFloat64);
 }
 
-// Runs body(n, c, p) over the input half (n < pairs) of a planar 4-D tensor, in parallel, in
-// the order of `layout`'s memory: channels innermost for channels-last, positions otherwise.
-template <typename Body>
-void ForEachPairElement(const torch::Tensor& layout, const Body& body) {
+// Runs row(n, c, p, count, along_channels) over the input half (n < pairs) of a planar 4-D tensor,
+// in parallel, row by row along the innermost dimension of `layout`'s memory: each row starts at
+// element (n, c, p) and runs `count` elements along the channels for channels-last, along the
+// positions otherwise.
+template <typename Row>
+void ForEachPairRow(const torch::Tensor& layout, const Row& row) {
   const int64_t pairs = layout.size(0) / 2, channels = layout.size(1), positions = layout.size(2) * layout.size(3);
-  const bool channels_inner = channels > 1 && PlanarOf(layout).c_stride == 1;
-  const int64_t outer = channels_inner ? positions : channels, inner = channels_inner ? channels : positions;
+  const bool along_channels = channels > 1 && PlanarOf(layout).c_stride == 1;
+  const int64_t outer = along_channels ? positions : channels, inner = along_channels ? channels : positions;
   at::parallel_for(0, pairs * outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)), [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       const int64_t n = k / outer, j = k % outer;
-      for (int64_t i = 0; i < inner; ++i) channels_inner ? body(n, i, j) : body(n, j, i);
+      row(n, along_channels ? 0 : j, along_channels ? j : 0, inner, along_channels);
     }
   });
 }
@@ -78,11 +80,7 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
   const torch::Tensor x = AsPlanar(x_any), g = AsPlanar(g_any.to(x_any.scalar_type()));
   torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
   const Planar px = PlanarOf(x), pg = PlanarOf(g), po = PlanarOf(grad);
-  const int64_t pairs = x.size(0) / 2, channels = x.size(1), positions = x.size(2) * x.size(3);
-  const bool channels_inner = channels > 1 && px.c_stride == 1;
-  const int64_t outer = channels_inner ? positions : channels, inner = channels_inner ? channels : positions;
-  const int64_t sx = channels_inner ? px.c_stride : px.p_stride, sg = channels_inner ? pg.c_stride : pg.p_stride,
-                so = channels_inner ? po.c_stride : po.p_stride;
+  const int64_t pairs = x.size(0) / 2;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_rescale", [&] {
     const scalar_t* xs = x.data_ptr<scalar_t>();
     const scalar_t* gs = g.data_ptr<scalar_t>();
@@ -100,22 +98,20 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
       oa = ga * (agree ? scalar_t(a > low && (!bounded || a < high) ? 1 : 0) : m);
       orf = gr * (agree ? scalar_t(r > low && (!bounded || r < high) ? 1 : 0) : m);
     };
-    at::parallel_for(0, pairs * outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)), [&](int64_t begin, int64_t end) {
-      for (int64_t k = begin; k < end; ++k) {
-        const int64_t n = k / outer, j = k % outer;
-        const int64_t c = channels_inner ? 0 : j, p = channels_inner ? j : 0;
-        const scalar_t* xa = xs + px.At(n, c, p);
-        const scalar_t* xr = xs + px.At(n + pairs, c, p);
-        const scalar_t* ga = gs + pg.At(n, c, p);
-        const scalar_t* gr = gs + pg.At(n + pairs, c, p);
-        scalar_t* oa = out + po.At(n, c, p);
-        scalar_t* orf = out + po.At(n + pairs, c, p);
-        if (sx == 1 && sg == 1 && so == 1) {
-          _Pragma("omp simd")
-          for (int64_t i = 0; i < inner; ++i) pair(xa[i], xr[i], ga[i], gr[i], oa[i], orf[i]);
-        } else {
-          for (int64_t i = 0; i < inner; ++i) pair(xa[i * sx], xr[i * sx], ga[i * sg], gr[i * sg], oa[i * so], orf[i * so]);
-        }
+    ForEachPairRow(x, [&](int64_t n, int64_t c, int64_t p, int64_t count, bool along_channels) {
+      const int64_t sx = along_channels ? px.c_stride : px.p_stride, sg = along_channels ? pg.c_stride : pg.p_stride,
+                    so = along_channels ? po.c_stride : po.p_stride;
+      const scalar_t* xa = xs + px.At(n, c, p);
+      const scalar_t* xr = xs + px.At(n + pairs, c, p);
+      const scalar_t* ga = gs + pg.At(n, c, p);
+      const scalar_t* gr = gs + pg.At(n + pairs, c, p);
+      scalar_t* oa = out + po.At(n, c, p);
+      scalar_t* orf = out + po.At(n + pairs, c, p);
+      if (sx == 1 && sg == 1 && so == 1) {
+        _Pragma("omp simd")
+        for (int64_t i = 0; i < count; ++i) pair(xa[i], xr[i], ga[i], gr[i], oa[i], orf[i]);
+      } else {
+        for (int64_t i = 0; i < count; ++i) pair(xa[i * sx], xr[i * sx], ga[i * sg], gr[i * sg], oa[i * so], orf[i * so]);
       }
     });
   });
@@ -272,11 +268,14 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
       });
       return;
     }
-    ForEachPairElement(x, [&](int64_t n, int64_t c, int64_t p) {
-      const scalar_t dx = xs[px.At(n, c, p)] - xs[px.At(n + pairs, c, p)];
-      scalar_t& in = gr[po.At(n, c, p)];
-      scalar_t& ref = gr[po.At(n + pairs, c, p)];
-      if (!(std::abs(dx) < eps)) in = ref = (in + ref) / dx;
+    ForEachPairRow(x, [&](int64_t n, int64_t c0, int64_t p0, int64_t count, bool along_channels) {
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t c = along_channels ? c0 + i : c0, p = along_channels ? p0 : p0 + i;
+        const scalar_t dx = xs[px.At(n, c, p)] - xs[px.At(n + pairs, c, p)];
+        scalar_t& in = gr[po.At(n, c, p)];
+        scalar_t& ref = gr[po.At(n + pairs, c, p)];
+        if (!(std::abs(dx) < eps)) in = ref = (in + ref) / dx;
+      }
     });
   });
   return grad;
