@@ -6,6 +6,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <ftw.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -24,12 +25,19 @@ inline std::shared_ptr<torch::jit::CompilationUnit> SharedUnit() {
   return unit;
 }
 
+// Removes a folder and what it holds, by POSIX nftw rather than std::filesystem::remove_all: with
+// pip's LibTorch a program may reach LibTorch's broken copy of the latter (Device.StdFilesystem...).
+inline void RemoveTree(const std::string& dir) {
+  nftw(dir.c_str(), [](const char* path, const struct stat*, int, struct FTW*) { return std::remove(path); }, 16,
+       FTW_DEPTH | FTW_PHYS);
+}
+
 inline std::string TempDir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string dir = (std::filesystem::temp_directory_path() / "netlens_tests" /
                      (std::string(info->test_suite_name()) + "." + info->name() + "." + name))
                         .string();
-  std::filesystem::remove_all(dir);
+  RemoveTree(dir);
   std::filesystem::create_directories(dir);
   return dir;
 }

@@ -1,5 +1,6 @@
 // CUDA paths: the same technique on CUDA and on the CPU gives the same result. Skipped on
 // machines without a CUDA device (and with Debian's CPU-only LibTorch).
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include "netlens/core/errors.h"
@@ -40,6 +41,22 @@ TEST(Device, CudaGradientsEqualCpuGradients) {
     const auto b = TargetGradients(*cuda, x.to(torch::kCUDA), 2, {}, rule).input_grad;
     EXPECT_TRUE(b.is_cuda());
     EXPECT_TRUE(test::AllClose(a, b.cpu(), 1e-10));
+  }
+}
+
+// pip's LibTorch exports its own copy of std::filesystem, from an older toolchain, whose
+// remove_all jumped to address 0 (it crashed these tests on a GPU machine). The dynamic linker
+// binds a program's calls to the first definition in load order, so CMake lists libstdc++ first
+// where LibTorch exports one: netlens' std::filesystem calls must reach libstdc++'s own.
+TEST(Device, StdFilesystemCallsReachLibstdcxx) {
+  for (const char* symbol : {"_ZNSt10filesystem10remove_allERKNS_7__cxx114pathE",
+                             "_ZNSt10filesystem18create_directoriesERKNS_7__cxx114pathE",
+                             "_ZNSt10filesystem6renameERKNS_7__cxx114pathES3_"}) {
+    void* bound = dlsym(RTLD_DEFAULT, symbol);
+    ASSERT_NE(bound, nullptr) << symbol;
+    Dl_info info{};
+    ASSERT_NE(dladdr(bound, &info), 0) << symbol;
+    EXPECT_NE(std::string(info.dli_fname).find("libstdc++"), std::string::npos) << symbol << " from " << info.dli_fname;
   }
 }
 

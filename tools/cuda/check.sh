@@ -3,7 +3,7 @@
 # featurevis timings (bench), the unit and CLI tests (device auto = CUDA), in that order, each
 # step under a time limit. Needs the prefix of tools/cuda/prefix.sh (made on Debian) and a folder
 # with the shared models. Logs go to LOGS; further arguments go to cmake. Usage:
-#   tools/cuda/check.sh PREFIX.tar.xz SHARED_MODELS_DIR LOGS [-DNETLENS_OPENMP=OFF ...]
+#   tools/cuda/check.sh PREFIX.tar.xz SHARED_MODELS_DIR LOGS [-DSOME_CMAKE_OPTION=... ...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PREFIX_TAR=$1 SHARED=$(cd "$2" && pwd) LOGS=$3
@@ -23,10 +23,12 @@ cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DNETLENS_BLAS_DIR=
   "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$D -Wl,-rpath,$D -Wl,--disable-new-dtags" \
   "-DCMAKE_PREFIX_PATH=/tmp/netlens-prefix/usr;$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
   "$@" > "$LOGS/configure.txt" 2>&1 || { tail -30 "$LOGS/configure.txt"; exit 1; }
+grep "netlens:" "$LOGS/configure.txt"  # e.g. LibTorch exporting std::filesystem (docs/testing.md)
 step build
 timeout 400 ninja -C build-cuda -k 0 netlens netlens_unit_tests netlens_cli_tests > "$LOGS/build.txt" 2>&1
 echo "build: exit $?"; grep -E "error:|FAILED" "$LOGS/build.txt" | head -30
 [ -x build-cuda/netlens ] || exit 1
+readelf -d build-cuda/netlens | grep -m1 NEEDED  # libstdc++ where LibTorch exports std::filesystem
 step bench featurevis
 timeout 90 build-cuda/netlens bench --model "$SHARED/squeezenet1_0.pt" --image "$SHARED/images/cat.png" --only featurevis \
   --featurevis-layer features.12 --repeat 5 --device cuda 2>&1 | grep "^|"
