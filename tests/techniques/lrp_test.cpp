@@ -101,6 +101,35 @@ TEST(Lrp, ZeroRuleOfABiasFreeReluNetworkIsGradientTimesInput) {
   }
 }
 
+// Upsampling, no biases: bilinear upsampling takes the norm rule (x * J^T (R / y), the z-rule of a
+// layer without parameters), nearest upsampling copies and moves relevance as it is, so LRP-0
+// is the gradient times the input. Relevance passed back through bilinear upsampling's ordinary
+// gradient (J^T R) would not be: the test fails without the rule.
+TEST(Lrp, UpsamplingTakesTheNormRuleOrMovesRelevance) {
+  torch::manual_seed(44);
+  torch::jit::Module net("LrpUpsample", test::SharedUnit(), true);
+  net.register_parameter("k1", torch::randn({4, 3, 3, 3}, torch::kFloat64), false);
+  net.register_parameter("k2", torch::randn({5, 4, 3, 3}, torch::kFloat64), false);
+  net.register_parameter("v", torch::randn({3, 5}, torch::kFloat64), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    h = torch.relu(torch.conv2d(x, self.k1, None, [1, 1], [1, 1]))\n"
+      "    h = torch.upsample_bilinear2d(h, [11, 13], False)\n"
+      "    h = torch.relu(torch.conv2d(h, self.k2, None, [1, 1], [1, 1]))\n"
+      "    h = torch.upsample_nearest2d(h, [22, 26])\n"
+      "    return torch.linear(h.mean([2, 3]), self.v)\n");
+  auto model = test::SaveAndLoad(net, 3, 6, 7);
+  for (int64_t t = 0; t < 3; ++t) {
+    const torch::Tensor x = torch::randn({1, 3, 6, 7}, torch::kFloat64);
+    const auto lrp = RunTechnique("lrp", *model, x, t, {{"epsilon", 0.0}});
+    const auto gxi = RunTechnique("input-x-gradient", *model, x, t);
+    EXPECT_TRUE(test::AllClose(lrp.artifacts[0].tensor, gxi.artifacts[0].tensor, 1e-12)) << t;
+    EXPECT_EQ(lrp.metrics["lrp"]["normalized"]["upsample_bilinear2d"], 1) << lrp.metrics["lrp"].dump();
+    EXPECT_TRUE(lrp.metrics["lrp"]["ordinary_gradient"].empty()) << lrp.metrics["lrp"].dump();
+    EXPECT_LT(lrp.metrics["conservation"]["relative_delta"].get<double>(), 1e-12);
+  }
+}
+
 // A squeeze-and-excitation block, no biases: h = relu(conv(x)), s = sigmoid(conv1x1(mean(h))),
 // h * s -> mean -> linear. The gate rule passes all relevance to h and none to the gate, so LRP-0
 // is the gradient times the input of the same network with s held constant (detached).

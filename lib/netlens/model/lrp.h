@@ -7,15 +7,18 @@
 //     batch norm that follows it folded in (Zennit's canonizer; --batch-norm layer keeps it a
 //     layer of its own), into netlens::lrp_affine(x, y, weight, bias, ..., rule, params): forward
 //     y as the model computed it, backward the layer's rule (below);
-//   * every sum and pooling (add, avg/max pooling, adaptive average pooling, mean) and every batch
-//     norm left unfolded into netlens::lrp_norm_in(x) on each input and netlens::lrp_norm_out(z)
-//     on the output: backward x * J^T (R / stab(z)), the epsilon rule of a layer without
-//     parameters (Zennit's Norm, Captum's EpsilonRule on pooling and batch norm);
-//   * every activation (ReLU family, SiLU, GELU, ...), and every elementwise add, sub, mul or div
-//     of the model input's descendants by a constant (a model's own preprocessing), into a
-//     pass-through (Zennit's Pass, Captum's ReLU handling).
-// Anything else keeps its ordinary gradient (reshapes, concatenation, dropout are exact; an
-// elementwise product such as a squeeze-excitation gate is not an LRP rule and is reported).
+//   * every sum and pooling (add, avg/max pooling, adaptive average pooling, mean, interpolating
+//     upsampling) and every batch norm left unfolded into netlens::lrp_norm_in(x) on each input
+//     and netlens::lrp_norm_out(z) on the output: backward x * J^T (R / stab(z)), the epsilon
+//     rule of a layer without parameters (Zennit's Norm, Captum's EpsilonRule on pooling and
+//     batch norm);
+//   * every activation (ReLU family, SiLU, GELU, ...), every elementwise add, sub, mul or div
+//     of the model input's descendants by a constant (a model's own preprocessing), and the
+//     signal of a gate product x * sigmoid(...), into a pass-through (Zennit's Pass, Captum's
+//     ReLU handling; the gate gets no relevance).
+// Anything else keeps its ordinary gradient (reshapes, concatenation, dropout and nearest
+// upsampling are exact; a matmul by a weight or a product of two signals is no LRP rule and is
+// reported).
 //
 // The rules of an affine layer z = W x + b, with R the relevance at z, stab(z) = z + eps * sign(z)
 // (sign(0) = 1), W+ = max(W, 0), W- = min(W, 0), x+ and x- likewise:

@@ -88,7 +88,11 @@ Node* FoldableBatchNorm(Value* y) {
 std::vector<size_t> NormInputs(Node* n, const std::set<const Value*>& dep) {
   static const std::set<std::string> pools = {
       "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-      "adaptive_avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d", "mean"};
+      "adaptive_avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d", "mean",
+      // Interpolating upsampling: a linear map with fixed weights, so the z-rule of a layer
+      // without parameters; nearest upsampling only copies (MovesOnly).
+      "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "upsample_bicubic2d",
+      "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa"};
   if (n->kind().ns() != c10::namespaces::aten || n->outputs().size() != 1 || !IsTensor(n->output())) return {};
   const std::string name = OpName(n);
   if (!dep.count(n->input(0))) return {};
@@ -105,7 +109,8 @@ bool MovesOnly(const std::string& name) {
       "clone", "contiguous", "permute", "transpose", "t", "squeeze", "unsqueeze", "slice", "select", "chunk",
       "split", "split_with_sizes", "unbind", "narrow", "detach", "to", "type_as", "expand", "expand_as", "flip",
       "constant_pad_nd", "pad", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "__getitem__", "copy",
-      "identity", "numpy_T", "movedim", "unflatten", "repeat", "roll"};
+      "identity", "numpy_T", "movedim", "unflatten", "repeat", "roll", "upsample_nearest1d", "upsample_nearest2d",
+      "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d"};
   return names.count(name) > 0;
 }
 
