@@ -106,8 +106,7 @@ TEST(DeepLift, SumsToTheLogitDifferenceThroughMaxPooling) {
 // DeepLIFT on SqueezeNet 1.0, zero baseline, target 281, float64, against the same rules written
 // out in eager PyTorch (tools/check_deeplift_rules.py): it sums to the logit difference.
 // --max-pool unpool un-pools with max_unpool2d, where one of two overlapping windows that share an
-// arg-max wins (SqueezeNet's 3x3 / 2 pools), and loses the sum (Captum's DeepLift, whose code
-// un-pools that way, sums to 0.34 here: docs/techniques.md).
+// arg-max wins (SqueezeNet's 3x3 / 2 pools), and loses the sum (DeepLift.EqualsCaptumsOnSqueezeNet).
 TEST(DeepLift, FollowsItsRulesOnSqueezeNet) {
   auto model = test::SharedSqueezeNet("float64");
   if (!model) GTEST_SKIP() << "no shared models at " << test::SharedModels();
@@ -123,6 +122,30 @@ TEST(DeepLift, FollowsItsRulesOnSqueezeNet) {
   EXPECT_NEAR(attr[0][1][136][164].item<double>(), -0.0442652362076371, 1e-12);
   const auto unpooled = RunTechnique("deeplift", *model, x, 281, {{"max_pool", "unpool"}});
   EXPECT_GT(unpooled.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0.01);
+}
+
+// Parity with Captum's DeepLift on SqueezeNet 1.0 (float64, zero baseline, target 281; figures from
+// tools/check_captum_deeplift.py). Captum un-pools with max_unpool2d: --max-pool unpool. Where a
+// ReLU feeds a max-pool directly (features.1 -> features.2) Captum's hooks for both modules sit on
+// one tensor and the ReLU scales the gradient from before the max-pool's rule; with a module that
+// copies the tensor between the two (each hook on a tensor of its own), Captum's map is the one
+// its rules define, and netlens' equals it. Captum as it is differs from both by exactly that hook
+// order (the script reproduces it to 0 with the rules written out that way).
+TEST(DeepLift, EqualsCaptumsOnSqueezeNet) {
+  auto model = test::SharedSqueezeNet("float64");
+  if (!model) GTEST_SKIP() << "no shared models at " << test::SharedModels();
+  auto gen = at::detail::createCPUGenerator(5);
+  const torch::Tensor x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64);
+  const auto out = RunTechnique("deeplift", *model, x, 281, {{"max_pool", "unpool"}});
+  const torch::Tensor attr = out.artifacts[0].tensor;
+  // Captum, hooks separated: convergence delta -1.3855177333788369.
+  EXPECT_NEAR(attr.sum().item<double>(), 0.3552591358945048, 1e-9);
+  EXPECT_NEAR(attr.abs().sum().item<double>(), 47.0203542334429, 1e-9);
+  EXPECT_NEAR(attr[0][1][129][139].item<double>(), 0.013730611973665454, 1e-12);
+  EXPECT_NEAR(attr[0][1][216][81].item<double>(), 0.010892847105690412, 1e-12);
+  EXPECT_NEAR(attr[0][0][5][193].item<double>(), 0.010622464737175409, 1e-12);
+  const Json& s = out.metrics["summation_to_delta"];
+  EXPECT_NEAR(s["delta"].get<double>(), -1.3855177333788369, 1e-9) << s.dump();
 }
 
 // The rules' CPU kernels read channels-last tensors and the channel slices a concatenation's
