@@ -105,16 +105,26 @@ inline bool HasTempFiles(const std::string& dir) {
   return false;
 }
 
+// Paths fixed when the build was configured (tests/paths.cpp.in): the checkout, the netlens
+// binary, the default model folders, OpenBLAS's folder. They live in one small generated file
+// rather than in every test's compile flags, so that ccache (which hashes paths relative to the
+// checkout but not a string in a -D flag) reuses the test objects in a clone at another path.
+std::string SourceDir();
+std::string NetlensBinary();
+std::string SharedModelsDefault();
+std::string TestModelsDefault();
+std::string BlasDir();
+
 inline std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
 }
 
 inline std::string SharedModels() {
-  return EnvOr("NETLENS_SHARED_MODELS", NETLENS_SHARED_MODELS_DEFAULT);
+  return EnvOr("NETLENS_SHARED_MODELS", SharedModelsDefault());
 }
 
-inline std::string TestModels() { return EnvOr("NETLENS_TEST_MODELS", NETLENS_TEST_MODELS_DEFAULT); }
+inline std::string TestModels() { return EnvOr("NETLENS_TEST_MODELS", TestModelsDefault()); }
 
 inline ::testing::AssertionResult AllClose(const torch::Tensor& a, const torch::Tensor& b,
                                            double atol, double rtol = 0) {

@@ -20,7 +20,7 @@ using Result = test::ShellResult;
 using test::Shell;
 
 
-std::string Netlens() { return NETLENS_BINARY; }
+std::string Netlens() { return test::NetlensBinary(); }
 
 Json ReadJson(const std::string& path) {
   std::ifstream in(path);
@@ -165,7 +165,7 @@ TEST_F(Batch, DryRunReportsEveryProblemWithItsPosition) {
 
 // Every example in configs/ runs on the real models and writes every output it lists.
 TEST_F(Batch, EveryExampleConfigRuns) {
-  const std::string src = NETLENS_SOURCE_DIR;
+  const std::string src = test::SourceDir();
   int count = 0;
   for (const auto& e : fs::directory_iterator(src + "/configs")) {
     const std::string name = e.path().filename().string();
@@ -182,7 +182,7 @@ TEST_F(Batch, EveryExampleConfigRuns) {
 }
 
 TEST(Schema, ValidatesEveryConfigAndRejectsABadOne) {
-  const std::string src = NETLENS_SOURCE_DIR;
+  const std::string src = test::SourceDir();
   const std::string schema = test::TempDir("schema") + "/schema.json";
   const Result r = Shell("cd " + src + " && " + Netlens() + " schema > " + schema +
                          " && /usr/bin/python3 tools/validate_configs.py " + schema + " configs/*");

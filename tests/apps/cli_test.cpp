@@ -22,11 +22,11 @@ namespace {
 namespace fs = std::filesystem;
 using Result = test::ShellResult;
 
-Result RunNetlens(const std::string& args) { return test::Shell(std::string(NETLENS_BINARY) + " " + args); }
+Result RunNetlens(const std::string& args) { return test::Shell(test::NetlensBinary() + " " + args); }
 
 
 std::string Shared(const std::string& file) { return test::SharedModels() + "/" + file; }
-std::string Source(const std::string& file) { return std::string(NETLENS_SOURCE_DIR) + "/" + file; }
+std::string Source(const std::string& file) { return test::SourceDir() + "/" + file; }
 
 Json ReadJson(const std::string& path) {
   std::ifstream in(path);
@@ -449,11 +449,11 @@ TEST(Hardening, TaskFilePathsAreRelativeToTheFile) {
   test::WriteText(dir + "/ci/tasks.yaml",
                   "model: model.pt\nout: results\ntasks:\n  - technique: saliency\n    image: images/*.png\n");
   // Run from another folder: the file's paths resolve against ci/.
-  Result r = test::Shell("cd " + dir + " && " + NETLENS_BINARY + " run ci/tasks.yaml --quiet");
+  Result r = test::Shell("cd " + dir + " && " + test::NetlensBinary() + " run ci/tasks.yaml --quiet");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir + "/ci/results/00-saliency/bag_saliency.npy"));
   // --out on the command line is relative to the current folder.
-  r = test::Shell("cd " + dir + " && " + NETLENS_BINARY + " run ci/tasks.yaml --quiet --out here");
+  r = test::Shell("cd " + dir + " && " + test::NetlensBinary() + " run ci/tasks.yaml --quiet --out here");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir + "/here/00-saliency/bag_saliency.npy"));
 }
@@ -479,7 +479,7 @@ TEST(Cli, SmoothActivationsFlagReachesTheRules) {
   net.define("def forward(self, x):\n    a = torch.silu(torch.conv2d(x, self.k))\n"
              "    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
   const std::string model = test::SaveAndLoad(net, 3, 16, 16, "float32")->path();
-  const std::string image = std::string(NETLENS_SOURCE_DIR) + "/assets/content/fruits.jpg";
+  const std::string image = test::SourceDir() + "/assets/content/fruits.jpg";
   const std::string plain = test::TempDir("silu_plain"), smooth = test::TempDir("silu_smooth");
   const Result a = RunNetlens("guided --model " + model + " --image " + image + " --out " + plain);
   ASSERT_EQ(a.code, 0) << a.output;
@@ -500,8 +500,8 @@ TEST(Hardening, VersionNamesTheBlasInUse) {
   EXPECT_NE(r.output.find("LibTorch "), std::string::npos) << r.output;
   // Built where Debian's OpenMP OpenBLAS is installed, netlens loads it before the system's
   // alternative (whose pthread build competes with LibTorch's threads).
-  if (fs::exists(std::string(NETLENS_BLAS_DIR) + "/libblas.so.3")) {
-    EXPECT_NE(r.output.find("OpenMP threads from " NETLENS_BLAS_DIR), std::string::npos) << r.output;
+  if (fs::exists(test::BlasDir() + "/libblas.so.3")) {
+    EXPECT_NE(r.output.find("OpenMP threads from " + test::BlasDir()), std::string::npos) << r.output;
   }
 }
 

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 constexpr int kTimeLimitSeconds = 60;
 
-std::string Source(const std::string& file) { return std::string(NETLENS_SOURCE_DIR) + "/" + file; }
+std::string Source(const std::string& file) { return test::SourceDir() + "/" + file; }
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -37,7 +37,7 @@ void WriteBytes(const std::string& path, const std::string& bytes) {
 // exit code (or -1 after a failed expectation) so that callers can count outcomes.
 int Check(const std::string& what, const std::string& args, const std::string& out) {
   const test::ShellResult r = test::Shell("timeout -s KILL " + std::to_string(kTimeLimitSeconds) +
-                                          " " + NETLENS_BINARY + " " + args);
+                                          " " + test::NetlensBinary() + " " + args);
   EXPECT_TRUE(r.code == 0 || r.code == 1 || r.code == 2)
       << what << ": exit " << r.code << " (a signal or the time limit)\n" << r.output.substr(0, 2000);
   if (r.code == 1 || r.code == 2)

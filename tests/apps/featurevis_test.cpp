@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 std::string Shared(const std::string& file) { return test::SharedModels() + "/" + file; }
 test::ShellResult RunNetlens(const std::string& args) {
-  return test::Shell(std::string(NETLENS_BINARY) + " " + args);
+  return test::Shell(test::NetlensBinary() + " " + args);
 }
 
 torch::Tensor ReadNpy(const std::string& path) {

@@ -186,8 +186,8 @@ TEST(Architectures, StyleDefaultsToGatysLayersOnVgg19) {
     const std::string model = test::TestModels() + "/vgg19." + kind + ".pt";
     if (!LoadExport(std::string("vgg19.") + kind + ".pt")) GTEST_SKIP();
     const std::string out = test::TempDir(std::string("vgg19_style_") + kind);
-    const std::string assets = std::string(NETLENS_SOURCE_DIR) + "/assets/";
-    const auto r = test::Shell(std::string(NETLENS_BINARY) + " style --model " + model + " --content " + assets +
+    const std::string assets = test::SourceDir() + "/assets/";
+    const auto r = test::Shell(test::NetlensBinary() + " style --model " + model + " --content " + assets +
                                "content/home.jpg --style " + assets + "style/the_kiss.jpg --size 64 --steps 2" +
                                " --frames 0 --progress none --out " + out);
     ASSERT_EQ(r.code, 0) << r.output;

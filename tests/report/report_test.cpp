@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 std::string Shared(const std::string& file) { return test::SharedModels() + "/" + file; }
 test::ShellResult RunNetlens(const std::string& args) {
-  return test::Shell(std::string(NETLENS_BINARY) + " " + args);
+  return test::Shell(test::NetlensBinary() + " " + args);
 }
 Json ReadJson(const std::string& path) {
   std::ifstream in(path);

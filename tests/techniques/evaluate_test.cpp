@@ -121,7 +121,7 @@ TEST(Evaluate, InfidelityAndSensitivityOfALinearModelMatchTheClosedForms) {
 // seeded draws). Script: docs/techniques.md, "Faithfulness".
 TEST(Evaluate, InfidelityAndSensitivityEqualCaptumsOnTheBundledCnn) {
   ModelRequest request;
-  request.path = std::string(NETLENS_SOURCE_DIR) + "/models/fashion_cnn.pt";
+  request.path = test::SourceDir() + "/models/fashion_cnn.pt";
   request.device = "cpu";
   request.dtype = "float64";
   auto model = Model::Load(request);
@@ -199,7 +199,7 @@ TEST(Evaluate, NoisyLinearImputationReproducesALinearImageExactly) {
 
 TEST(Evaluate, CascadingRandomizationGoesTopDownAndPutsTheModelBack) {
   ModelRequest request;
-  request.path = std::string(NETLENS_SOURCE_DIR) + "/models/fashion_cnn.pt";
+  request.path = test::SourceDir() + "/models/fashion_cnn.pt";
   request.device = "cpu";
   auto model = Model::Load(request);
   const torch::Tensor x = torch::randn({3, 1, 28, 28});

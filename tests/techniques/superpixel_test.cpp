@@ -224,7 +224,7 @@ struct CaptumSuperpixels {
   bool Load(const std::string& dtype) {
     model = test::SharedSqueezeNet(dtype);
     if (!model) return false;
-    std::ifstream in(std::string(NETLENS_SOURCE_DIR) + "/tests/data/captum_superpixels_squeezenet.json");
+    std::ifstream in(test::SourceDir() + "/tests/data/captum_superpixels_squeezenet.json");
     reference = Json::parse(in);
     auto gen = at::detail::createCPUGenerator(5);
     x = torch::randn({1, 3, 224, 224}, gen, torch::kFloat64).to(dtype == "float64" ? torch::kFloat64 : torch::kFloat32);
