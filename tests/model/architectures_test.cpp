@@ -105,6 +105,15 @@ TEST_P(Architectures, DeepLiftSumsToTheLogitDifference) {
   const Json& s = outcome.metrics["summation_to_delta"];
   EXPECT_LT(s["relative_delta"].get<double>(), 1e-6) << s.dump();
   EXPECT_EQ(outcome.metrics["activations"]["rewritten"].get<int64_t>(), model->lens().RectifierCount());
+  // One backward pass over the input alone where the graph allows it (no max-pool, or one with only
+  // linear ops, sums and rectifiers above it), the same map as the pass over the pair [x; 0].
+  const std::string arch = GetParam().substr(0, GetParam().find('.'));
+  const bool one_backward = arch == "resnet18" || arch == "mobilenet_v2" || arch == "densenet121";
+  EXPECT_EQ(outcome.metrics["activations"]["backward"], one_backward ? "inputs" : "pairs");
+  const Gradients pairs = TargetGradients(*model, torch::cat({x, torch::zeros_like(x)}), 3, {}, BackwardRule::kDeepLift);
+  const torch::Tensor expected = x * pairs.input_grad.slice(0, 0, 1);
+  const double scale = expected.abs().max().item<double>();
+  EXPECT_LE((outcome.artifacts[0].tensor - expected).abs().max().item<double>(), 1e-12 * scale);
 }
 
 // LRP (Zennit's epsilon-plus-flat and epsilon-gamma-box, float64): every op between the input and

@@ -8,6 +8,8 @@
 #include <filesystem>
 
 #include "netlens/core/errors.h"
+#include "netlens/model/graph.h"
+#include "netlens/model/rectifier_op.h"
 #include "netlens/techniques/common.h"
 #include "tests/techniques/fixtures.h"
 
@@ -103,6 +105,45 @@ TEST(DeepLift, SumsToTheLogitDifferenceThroughMaxPooling) {
   }
 }
 
+// The next job against the same reference replays the reference's recorded pass: the same map to
+// the bit. After the parameters change in place (sanity checks re-draw them), the reference runs
+// again: the logit difference is f(x) - f(x0) of the new weights, and the map sums to it.
+TEST(DeepLift, ReusesTheReferencesPassUntilTheParametersChange) {
+  torch::manual_seed(35);
+  torch::jit::Module net("DlReuseNet", test::SharedUnit(), true);
+  net.register_parameter("w", torch::randn({6, 3, 3, 3}, torch::kFloat64), false);
+  net.register_parameter("v", torch::randn({4, 6}, torch::kFloat64), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    a = torch.relu(torch.conv2d(x, self.w) - 0.3)\n"
+      "    p = torch.max_pool2d(a, [3, 3], [2, 2], [0, 0], [1, 1], False)\n"
+      "    return torch.matmul(torch.relu(p - 0.5).mean([2, 3]), self.v.t())\n");
+  auto model = test::SaveAndLoad(net, 3, 11, 11);
+  const torch::Tensor x = torch::randn({1, 3, 11, 11}, torch::kFloat64);
+  const auto first = RunTechnique("deeplift", *model, x, 1);
+  const auto second = RunTechnique("deeplift", *model, x, 1);
+  EXPECT_EQ(first.metrics["activations"]["backward"], "inputs");
+  EXPECT_EQ(first.metrics["activations"]["reference"], "recorded");
+  EXPECT_EQ(second.metrics["activations"]["reference"], "reused");
+  EXPECT_TRUE(torch::equal(first.artifacts[0].tensor, second.artifacts[0].tensor));
+  {
+    torch::NoGradGuard no_grad;
+    model->module().attr("w").toTensor().mul_(-1.5);
+  }
+  model->ParametersChanged();
+  const auto changed = RunTechnique("deeplift", *model, x, 1);
+  EXPECT_EQ(changed.metrics["activations"]["reference"], "recorded");
+  torch::Tensor f;
+  {
+    torch::NoGradGuard no_grad;
+    f = model->module().forward({torch::cat({x, torch::zeros_like(x)})}).toTensor().select(1, 1);
+  }
+  const Json& s = changed.metrics["summation_to_delta"];
+  EXPECT_NEAR(s["logit_difference"].get<double>(), (f[0] - f[1]).item<double>(), 1e-12);
+  EXPECT_NEAR(s["relative_delta"].get<double>(), 0, 1e-10) << s.dump();
+  EXPECT_FALSE(torch::allclose(changed.artifacts[0].tensor, first.artifacts[0].tensor));
+}
+
 // DeepLIFT on SqueezeNet 1.0, zero baseline, target 281, float64, against the same rules written
 // out in eager PyTorch (tools/check_deeplift_rules.py): it sums to the logit difference.
 // --max-pool unpool un-pools with max_unpool2d, where one of two overlapping windows that share an
@@ -193,6 +234,92 @@ TEST(DeepLift, RuleKernelsReadEveryLayout) {
         << format;
   }
   EXPECT_TRUE(test::AllClose(grads[0], grads[1], 1e-15));
+}
+
+// The rules' backward over the inputs alone, their references recorded by a forward pass of their
+// own (DeepLiftTape), equals the input half of the backward over pairs [x; x0] whose halves get
+// the same gradient: the rescale rule (relu6, so both bounds) and both max-pooling rules, on the
+// CPU kernels (both layouts) and on the tensor operations (Captum's un-pooling).
+TEST(DeepLift, RulesOfTheInputsAloneEqualTheInputHalfOfPairs) {
+  const auto rectifier = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::rectifier", "")
+                             .typed<torch::Tensor(const torch::Tensor&, double, double, int64_t)>();
+  const auto pool = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::deeplift_max_pool2d", "")
+                        .typed<torch::Tensor(const torch::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
+                                             c10::IntArrayRef, bool, bool)>();
+  const auto rule = static_cast<int64_t>(BackwardRule::kDeepLift);
+  auto gen = at::detail::createCPUGenerator(12);
+  for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    for (const bool overwrite : {false, true}) {
+      // 2 pairs, 6 channels; input and reference agree on channels 0-1 of the first pair, and
+      // both are zero at a quarter of the elements (as behind a ReLU), where the rules' arg-maxes differ.
+      torch::Tensor a = torch::randn({2, 6, 9, 11}, gen, torch::kFloat64) * 3;
+      torch::Tensor r = torch::randn({2, 6, 9, 11}, gen, torch::kFloat64) * 3;
+      r[0].slice(0, 0, 2).copy_(a[0].slice(0, 0, 2));
+      a.masked_fill_(torch::rand({2, 6, 9, 11}, gen, torch::kFloat64) < 0.25, 0);
+      r.masked_fill_(torch::rand({2, 6, 9, 11}, gen, torch::kFloat64) < 0.25, 0);
+      const torch::Tensor w = torch::randn({2, 6, 4, 5}, gen, torch::kFloat64);
+      // f(v) = sum(w * maxpool(relu6(v))): the same w for both halves of the pairs.
+      auto f = [&](const torch::Tensor& v) {
+        return pool.call(rectifier.call(v, 0.0, 6.0, rule), {3, 3}, {2, 2}, {0, 0}, {1, 1}, false, overwrite);
+      };
+      const torch::Tensor pairs_in = torch::cat({a, r}).contiguous(format).requires_grad_(true);
+      const torch::Tensor pairs_grad =
+          torch::autograd::grad({(f(pairs_in) * torch::cat({w, w})).sum()}, {pairs_in})[0].slice(0, 0, 2);
+      DeepLiftTape tape;
+      {
+        torch::NoGradGuard no_grad;
+        DeepLiftTapeScope record(tape, false);
+        f(r.contiguous(format));
+      }
+      torch::Tensor grad;
+      {
+        DeepLiftTapeScope replay(tape, true);
+        const torch::Tensor in = a.contiguous(format).requires_grad_(true);
+        grad = torch::autograd::grad({(f(in) * w).sum()}, {in})[0];
+      }
+      EXPECT_TRUE(tape.Exhausted());
+      EXPECT_GT(pairs_grad.abs().max().item<double>(), 0.1);
+      EXPECT_TRUE(test::AllClose(grad, pairs_grad, 1e-13)) << format << " overwrite " << overwrite
+                                                            << " max diff " << (grad - pairs_grad).abs().max();
+    }
+  }
+  // A replay whose operations differ from the recording names both shapes.
+  DeepLiftTape tape;
+  {
+    torch::NoGradGuard no_grad;
+    DeepLiftTapeScope record(tape, false);
+    rectifier.call(torch::zeros({1, 2, 3, 3}, torch::kFloat64), 0.0, INFINITY, rule);
+  }
+  DeepLiftTapeScope replay(tape, true);
+  try {
+    rectifier.call(torch::zeros({1, 2, 4, 4}, torch::kFloat64).requires_grad_(true), 0.0, INFINITY, rule);
+    ADD_FAILURE() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("differs from the reference's (input [1, 2, 4, 4], reference [1, 2, 3, 3])"),
+              std::string::npos) << e.what();
+  }
+}
+
+// Which graphs take the one backward pass: none or one max-pool with only linear maps, sums,
+// average poolings and rectifiers above it; not two max-pools, a gate (a product of two of the
+// input's descendants) or a softmax above the pool.
+TEST(DeepLift, OneBackwardWhereTheHalvesGradientsAgree) {
+  auto graph_of = [](const std::string& body) {
+    torch::jit::Module m("G", test::SharedUnit(), true);
+    m.register_parameter("w", torch::randn({4, 3, 3, 3}, torch::kFloat64), false);
+    m.register_parameter("v", torch::randn({5, 4}, torch::kFloat64), false);
+    m.define("def forward(self, x):\n    a = torch.relu(torch.conv2d(x, self.w, None, 1, 1))\n" + body);
+    return InlinedForward(m);
+  };
+  const std::string pool = "    p = torch.max_pool2d(a, [2, 2], [2, 2], [0, 0], [1, 1], False)\n";
+  const std::string head = "    return torch.matmul(q.mean([2, 3]), self.v.t())\n";
+  EXPECT_TRUE(DeepLiftOneBackwardIsExact(*graph_of("    q = a\n" + head)));
+  EXPECT_TRUE(DeepLiftOneBackwardIsExact(*graph_of(pool + "    q = torch.relu6(p + 0.5 * p) - 1.0\n" + head)));
+  EXPECT_FALSE(DeepLiftOneBackwardIsExact(
+      *graph_of(pool + "    q = torch.max_pool2d(p, [2, 2], [2, 2], [0, 0], [1, 1], False)\n" + head)));
+  EXPECT_FALSE(DeepLiftOneBackwardIsExact(*graph_of(pool + "    q = p * torch.sigmoid(p.mean([2, 3], True))\n" + head)));
+  EXPECT_FALSE(DeepLiftOneBackwardIsExact(*graph_of(pool + "    q = p * a.mean()\n" + head)));
+  EXPECT_FALSE(DeepLiftOneBackwardIsExact(*graph_of(pool + "    q = torch.softmax(p, 1)\n" + head)));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include <set>
 #include <vector>
 
 namespace netlens {
@@ -200,6 +201,83 @@ int64_t ReplaceRectifiers(Graph& graph, BackwardRule rule, bool dry_run) {
 // Under --smooth-activations, the guided and deconvnet rules also reach every smooth or leaky
 // activation: y = f(x) is followed by netlens::activation_rule(x, y, rule). An in-place form
 // becomes out-of-place first, so that x keeps the activation's input.
+namespace {
+
+// Whether a value of this type can carry a gradient: a tensor, or a list, tuple or optional of them
+// (an int, a bool or a device, what a shape check reads, cannot).
+bool CarriesTensors(const c10::TypePtr& type) {
+  if (type->isSubtypeOf(*c10::TensorType::get())) return true;
+  for (const auto& contained : type->containedTypes())
+    if (CarriesTensors(contained)) return true;
+  return false;
+}
+
+}  // namespace
+
+bool DeepLiftOneBackwardIsExact(Graph& graph) {
+  const auto max_pool = c10::Symbol::fromQualString("aten::max_pool2d");
+  std::vector<Node*> pools;
+  ForEachNode(graph.block(), [&](Node* n) {
+    if (n->kind() == max_pool && n->inputs().size() == 6) pools.push_back(n);
+  });
+  if (pools.empty()) return true;
+  if (pools.size() > 1 || pools[0]->owningBlock() != graph.block()) return false;
+  // Ops whose backward does not read the values they are given: any number of the pool's
+  // descendants among their inputs (sums, concatenations, reshapes, poolings by averages) ...
+  static const std::set<std::string> passing{
+      "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::cat", "aten::stack", "aten::flatten",
+      "aten::view", "aten::reshape", "aten::contiguous", "aten::clone", "aten::dropout", "aten::dropout_",
+      "aten::feature_dropout", "aten::feature_dropout_", "aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d",
+      "aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d", "aten::mean",
+      "aten::sum", "aten::permute", "aten::transpose", "aten::t", "aten::squeeze", "aten::unsqueeze",
+      "aten::expand", "aten::expand_as", "aten::slice", "aten::select", "aten::chunk", "aten::split",
+      "aten::Int", "aten::append", "aten::constant_pad_nd", "aten::pad", "aten::upsample_nearest2d",
+      "aten::upsample_bilinear2d", "prim::NumToTensor", "prim::ListConstruct", "prim::ListUnpack",
+      "prim::TupleConstruct", "prim::TupleUnpack", "prim::ConstantChunk"};
+  // Ops that read a tensor's shape or type, not its values (a scripted batch norm's input check):
+  // no gradient passes them, wherever they are.
+  static const std::set<std::string> metadata{"aten::dim", "aten::size", "aten::numel", "aten::len", "prim::device",
+                                              "prim::dtype", "prim::layout", "aten::is_floating_point"};
+  // ... and linear maps, linear in one of their inputs only: the others must not depend on the
+  // model's input.
+  static const std::set<std::string> linear{
+      "aten::_convolution", "aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::convolution",
+      "aten::linear", "aten::addmm", "aten::matmul", "aten::mm", "aten::mul", "aten::mul_", "aten::div",
+      "aten::div_", "aten::batch_norm"};
+  // Values that depend on the model's input (the other operand of a product may differ between
+  // the halves: a gate computed from the input), conservatively through loops and branches.
+  std::set<const Value*> tainted(graph.inputs().begin() + 1, graph.inputs().end());
+  ForEachNode(graph.block(), [&](Node* n) {
+    bool depends = !n->blocks().empty();
+    for (const Value* in : n->inputs()) depends = depends || tainted.count(in);
+    if (depends) tainted.insert(n->outputs().begin(), n->outputs().end());
+  });
+  std::set<const Value*> reached{pools[0]->output()};
+  // The pool's descendants that can carry a gradient back to it (a shape check's int cannot).
+  std::vector<const Value*> queue{pools[0]->output()};
+  while (!queue.empty()) {
+    const Value* v = queue.back();
+    queue.pop_back();
+    for (const auto& use : v->uses()) {
+      Node* n = use.user;
+      const std::string kind = n->kind().toQualString();
+      if (n->kind() == c10::prim::Return || metadata.count(kind)) continue;
+      if (n->owningBlock() != graph.block()) return false;
+      if (!AsRectifier(n) && !passing.count(kind)) {
+        if (!linear.count(kind)) return false;
+        int64_t varying = 0;
+        for (const Value* in : n->inputs()) varying += tainted.count(in) ? 1 : 0;
+        // x / y reads y's value; a product of two of the input's descendants reads both.
+        const bool divides = kind == "aten::div" || kind == "aten::div_";
+        if (varying > 1 || (divides && !reached.count(n->input(0)))) return false;
+      }
+      for (const Value* out : n->outputs())
+        if (CarriesTensors(out->type()) && reached.insert(out).second) queue.push_back(out);
+    }
+  }
+  return true;
+}
+
 bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
 
 Node* OutOfPlaceCopy(Graph& graph, Node* n, c10::Symbol kind) {

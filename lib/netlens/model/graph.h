@@ -57,6 +57,17 @@ struct ActivationCensus {
 };
 ActivationCensus CountActivations(torch::jit::Graph& graph);
 
+// Whether DeepLIFT may run its backward pass over the inputs alone, with the references'
+// activations recorded by a forward pass of their own (model/rectifier_op.h, DeepLiftTape),
+// and get the same multipliers as the backward pass over input/reference pairs. The input's
+// multipliers read the reference half's gradient only in the max-pooling rule, and the two halves'
+// gradients are the same wherever no max-pool or op whose backward reads its operands' values
+// (a product of two activations, softmax, a smooth activation) lies between the op and the output:
+// true for a graph without max_pool2d, or with one whose output reaches only linear ops,
+// reshapes, sums, poolings by averages and rectifiers (ResNet's stem); false for SqueezeNet, VGG
+// and AlexNet (several max-pools) and for a max-pool inside a loop or branch.
+bool DeepLiftOneBackwardIsExact(torch::jit::Graph& graph);
+
 // Module paths of the instances a node was inlined from, outermost first:
 // {"features", "features.3"} for an op of features.3.
 std::vector<std::string> NodePaths(const torch::jit::Node* node);

@@ -57,6 +57,7 @@ class Model {
   // Drops the frozen copies (the inference copy and the lens' frozen prefixes hold the parameters
   // as constants); later passes freeze the changed module again.
   void ParametersChanged() {
+    ++parameters_generation_;
     inference_ = torch::jit::Module();
     inference_tried_ = false;
     inference_ok_ = false;
@@ -66,6 +67,8 @@ class Model {
   // gradients at layers (Lens::ForwardForLayerGradients) run what precedes the layers frozen from
   // the first call. Off (one job), they use the plain module, as float64 always does. Decided per
   // plan, so that a shard computes what the whole run computes, bit for bit.
+  // Counts ParametersChanged(): what was computed from the parameters under another count is stale.
+  uint64_t parameters_generation() const { return parameters_generation_; }
   void SetManyPasses(bool on) { lens_->SetFreezePrefixes(on); }
   int64_t num_classes() const { return num_classes_; }
 
@@ -106,6 +109,7 @@ class Model {
   bool inference_ok_ = false;
   int64_t num_classes_ = 0;
   double elements_per_pixel_ = 0;  // layer-output elements per input pixel and sample
+  uint64_t parameters_generation_ = 0;
 };
 
 // How much memory one run may use: --memory-limit, or by default 80% of the memory available

@@ -18,6 +18,11 @@ torch::Tensor RectifierForward(const torch::Tensor& x, double lo, double hi) {
 
 constexpr double kDeepLiftEps = 1e-10;  // Captum's
 
+thread_local DeepLiftTape* current_tape = nullptr;
+
+// The tape of a deeplift op: none outside a DeepLiftTapeScope (the batch holds pairs).
+DeepLiftTape* TapeOf(int64_t rule) { return IsDeepLift(static_cast<BackwardRule>(rule)) ? current_tape : nullptr; }
+
 // A DeepLIFT batch [x; x0] seen as 2 x N x ...: the pairs' halves along the first dimension, so
 // that a multiplier of the N pairs broadcasts over both halves without copies.
 torch::Tensor Pairs(const torch::Tensor& t) {
@@ -59,8 +64,8 @@ bool CpuKernelServes(const torch::Tensor& t) {
 // element (n, c, p) and runs `count` elements along the channels for channels-last, along the
 // positions otherwise.
 template <typename Row>
-void ForEachPairRow(const torch::Tensor& layout, const Row& row) {
-  const int64_t pairs = layout.size(0) / 2, channels = layout.size(1), positions = layout.size(2) * layout.size(3);
+void ForEachRow(const torch::Tensor& layout, int64_t samples, const Row& row) {
+  const int64_t pairs = samples, channels = layout.size(1), positions = layout.size(2) * layout.size(3);
   const bool along_channels = channels > 1 && PlanarOf(layout).c_stride == 1;
   const int64_t outer = along_channels ? positions : channels, inner = along_channels ? channels : positions;
   at::parallel_for(0, pairs * outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)), [&](int64_t begin, int64_t end) {
@@ -70,6 +75,28 @@ void ForEachPairRow(const torch::Tensor& layout, const Row& row) {
     }
   });
 }
+
+template <typename Row>
+void ForEachPairRow(const torch::Tensor& layout, const Row& row) {
+  ForEachRow(layout, layout.size(0) / 2, row);
+}
+
+// The rescale rule of one element: where input and reference agree, the input's own local
+// gradient, else (f(a) - f(r)) / (a - r) (computed either way, then chosen, without a branch).
+template <typename scalar_t>
+struct Rescale {
+  scalar_t low, high, eps;
+  bool bounded;
+  Rescale(double lo, double hi)
+      : low(static_cast<scalar_t>(lo)), high(std::isinf(hi) ? std::numeric_limits<scalar_t>::infinity() : static_cast<scalar_t>(hi)),
+        eps(static_cast<scalar_t>(kDeepLiftEps)), bounded(!std::isinf(hi)) {}
+  scalar_t Multiplier(scalar_t a, scalar_t r) const {
+    const scalar_t dx = a - r;
+    const scalar_t fa = std::min(std::max(a, low), high), fr = std::min(std::max(r, low), high);
+    const scalar_t m = (fa - fr) / dx;
+    return std::abs(dx) < eps ? scalar_t(a > low && (!bounded || a < high) ? 1 : 0) : m;
+  }
+};
 
 // The CPU's one pass of DeepLiftRescale below: per element the same arithmetic as the tensor
 // expression (the same numbers), without its ten intermediate tensors and layout copies. Rows
@@ -85,18 +112,12 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
     const scalar_t* xs = x.data_ptr<scalar_t>();
     const scalar_t* gs = g.data_ptr<scalar_t>();
     scalar_t* out = grad.data_ptr<scalar_t>();
-    const scalar_t low = static_cast<scalar_t>(lo), eps = static_cast<scalar_t>(kDeepLiftEps);
-    const bool bounded = !std::isinf(hi);
-    const scalar_t high = bounded ? static_cast<scalar_t>(hi) : std::numeric_limits<scalar_t>::infinity();
+    const Rescale<scalar_t> rule(lo, hi);
     // One element pair: where input and reference agree, each half's own local gradient, else
-    // the rescale multiplier (f(a) - f(r)) / (a - r) for both (computed either way, then chosen).
-    auto pair = [low, high, eps, bounded](scalar_t a, scalar_t r, scalar_t ga, scalar_t gr, scalar_t& oa, scalar_t& orf) {
-      const scalar_t dx = a - r;
-      const scalar_t fa = std::min(std::max(a, low), high), fr = std::min(std::max(r, low), high);
-      const scalar_t m = (fa - fr) / dx;
-      const bool agree = std::abs(dx) < eps;
-      oa = ga * (agree ? scalar_t(a > low && (!bounded || a < high) ? 1 : 0) : m);
-      orf = gr * (agree ? scalar_t(r > low && (!bounded || r < high) ? 1 : 0) : m);
+    // the rescale multiplier (f(a) - f(r)) / (a - r) for both.
+    auto pair = [rule](scalar_t a, scalar_t r, scalar_t ga, scalar_t gr, scalar_t& oa, scalar_t& orf) {
+      oa = ga * rule.Multiplier(a, r);
+      orf = gr * rule.Multiplier(r, a);
     };
     ForEachPairRow(x, [&](int64_t n, int64_t c, int64_t p, int64_t count, bool along_channels) {
       const int64_t sx = along_channels ? px.c_stride : px.p_stride, sg = along_channels ? pg.c_stride : pg.p_stride,
@@ -131,11 +152,60 @@ torch::Tensor DeepLiftRescale(const torch::Tensor& x, const torch::Tensor& g, do
   return (Pairs(g) * multiplier).view(g.sizes());
 }
 
+// The rescale rule of the inputs alone, their references x0 from a pass of their own (DeepLiftTape):
+// grad_out * (f(x) - f(x0)) / (x - x0), or the ordinary gradient where |x - x0| < 1e-10. On the CPU
+// one pass over rows of the planar layout where x and x0 share it (both passes ran the same ops
+// on inputs of one layout), else the tensor operations.
+torch::Tensor DeepLiftRescaleOfInputs(const torch::Tensor& x_any, const torch::Tensor& x0_any, const torch::Tensor& g_any,
+                                      double lo, double hi) {
+  if (CpuKernelServes(x_any) && g_any.is_cpu() && x_any.dim() >= 1 && x_any.sizes() == g_any.sizes() &&
+      x_any.sizes() == x0_any.sizes() && x_any.strides() == x0_any.strides()) {
+    const torch::Tensor x = AsPlanar(x_any), x0 = AsPlanar(x0_any), g = AsPlanar(g_any.to(x_any.scalar_type()));
+    if (x.strides() == x0.strides()) {
+      torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
+      const Planar px = PlanarOf(x), pg = PlanarOf(g), po = PlanarOf(grad);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_rescale_inputs", [&] {
+        const scalar_t* xs = x.data_ptr<scalar_t>();
+        const scalar_t* rs = x0.data_ptr<scalar_t>();
+        const scalar_t* gs = g.data_ptr<scalar_t>();
+        scalar_t* out = grad.data_ptr<scalar_t>();
+        const Rescale<scalar_t> rule(lo, hi);
+        ForEachRow(x, x.size(0), [&](int64_t n, int64_t c, int64_t p, int64_t count, bool along_channels) {
+          const int64_t sx = along_channels ? px.c_stride : px.p_stride, sg = along_channels ? pg.c_stride : pg.p_stride,
+                        so = along_channels ? po.c_stride : po.p_stride;
+          const scalar_t* xa = xs + px.At(n, c, p);
+          const scalar_t* xr = rs + px.At(n, c, p);
+          const scalar_t* ga = gs + pg.At(n, c, p);
+          scalar_t* oa = out + po.At(n, c, p);
+          if (sx == 1 && sg == 1 && so == 1) {
+            _Pragma("omp simd")
+            for (int64_t i = 0; i < count; ++i) oa[i] = ga[i] * rule.Multiplier(xa[i], xr[i]);
+          } else {
+            for (int64_t i = 0; i < count; ++i) oa[i * so] = ga[i * sg] * rule.Multiplier(xa[i * sx], xr[i * sx]);
+          }
+        });
+      });
+      return grad.view(x_any.sizes());
+    }
+  }
+  const torch::Tensor dx = x_any - x0_any;
+  const torch::Tensor m = (RectifierForward(x_any, lo, hi) - RectifierForward(x0_any, lo, hi)) / dx;
+  torch::Tensor local = x_any > lo;
+  if (!std::isinf(hi)) local = local.logical_and(x_any < hi);
+  return g_any * torch::where(dx.abs() < kDeepLiftEps, local.to(g_any.scalar_type()), m);
+}
+
 class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                double lo, double hi, int64_t rule) {
-    ctx->save_for_backward({x});
+    DeepLiftTape* tape = TapeOf(rule);
+    if (tape && tape->replaying()) {
+      ctx->save_for_backward({x, tape->Replay(x, 1)[0]});
+    } else {
+      if (tape) tape->Record({x});
+      ctx->save_for_backward({x});
+    }
     ctx->saved_data["lo"] = lo;
     ctx->saved_data["hi"] = hi;
     ctx->saved_data["rule"] = rule;
@@ -144,13 +214,16 @@ class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const torch::Tensor x = ctx->get_saved_variables()[0];
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
     const double lo = ctx->saved_data["lo"].toDouble();
     const double hi = ctx->saved_data["hi"].toDouble();
     const auto rule = static_cast<BackwardRule>(ctx->saved_data["rule"].toInt());
     const torch::Tensor& g = grad_outputs[0];
     torch::Tensor grad_in;
-    if (IsDeepLift(rule)) {
+    if (IsDeepLift(rule) && saved.size() == 2) {
+      grad_in = DeepLiftRescaleOfInputs(x, saved[1], g, lo, hi);
+    } else if (IsDeepLift(rule)) {
       grad_in = DeepLiftRescale(x, g, lo, hi);
     } else if (rule == BackwardRule::kDeconvnet) {
       grad_in = g.clamp_min(0);
@@ -281,8 +354,106 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
   return grad;
 }
 
+// The summing max-pooling rule of the inputs alone, their references from a pass of their own
+// (DeepLiftTape): what the pair kernel above gives the input half when both halves' gradients are
+// g. Per window the input's share g (max(y, y0) - y0) goes to the input's arg-max (or, where input
+// and reference agree there, the ordinary gradient g), the reference's share g (y - max(y, y0)) to
+// the reference's arg-max unless they agree there; then the sum over x - x0 where they do not.
+// All tensors planar, x and x0 (and out and out0, indices and indices0) with the same strides.
+torch::Tensor DeepLiftMaxPoolOfInputsCpu(const torch::Tensor& x, const torch::Tensor& x0, const torch::Tensor& out,
+                                         const torch::Tensor& out0, const torch::Tensor& indices,
+                                         const torch::Tensor& indices0, const torch::Tensor& g) {
+  const int64_t samples = x.size(0), channels = x.size(1);
+  const int64_t out_plane = out.size(2) * out.size(3);
+  const auto format = x.suggest_memory_format();
+  torch::Tensor grad = torch::zeros_like(x, x.options(), format);
+  const Planar px = PlanarOf(x), py = PlanarOf(out), pi = PlanarOf(indices), pg = PlanarOf(g), po = PlanarOf(grad);
+  const bool channels_last = channels > 1 && px.c_stride == 1;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_inputs_backward", [&] {
+    const scalar_t* xs = x.data_ptr<scalar_t>();
+    const scalar_t* rs = x0.data_ptr<scalar_t>();
+    const scalar_t* ys = out.data_ptr<scalar_t>();
+    const scalar_t* y0s = out0.data_ptr<scalar_t>();
+    const scalar_t* gs = g.data_ptr<scalar_t>();
+    const int64_t* is = indices.data_ptr<int64_t>();
+    const int64_t* i0s = indices0.data_ptr<int64_t>();
+    scalar_t* gr = grad.data_ptr<scalar_t>();
+    const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
+    at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = 0; n < samples; ++n) {
+        auto agree = [&](int64_t c, int64_t p) { return std::abs(xs[px.At(n, c, p)] - rs[px.At(n, c, p)]) < eps; };
+        auto route = [&](int64_t o, int64_t c_begin, int64_t c_end) {
+          const scalar_t* y = ys + py.At(n, 0, o);
+          const scalar_t* y0 = y0s + py.At(n, 0, o);
+          const int64_t* a = is + pi.At(n, 0, o);
+          const int64_t* b = i0s + pi.At(n, 0, o);
+          const scalar_t* gv = gs + pg.At(n, 0, o);
+          for (int64_t c = c_begin; c < c_end; ++c) {
+            const scalar_t yc = y[c * py.c_stride], y0c = y0[c * py.c_stride], top = std::max(yc, y0c);
+            const int64_t ac = a[c * pi.c_stride], bc = b[c * pi.c_stride];
+            const scalar_t gc = gv[c * pg.c_stride];
+            gr[po.At(n, c, ac)] += agree(c, ac) ? gc : gc * (top - y0c);
+            if (!agree(c, bc)) gr[po.At(n, c, bc)] += gc * (yc - top);
+          }
+        };
+        if (channels_last) {
+          for (int64_t o = 0; o < out_plane; ++o) route(o, begin, end);
+        } else {
+          for (int64_t c = begin; c < end; ++c)
+            for (int64_t o = 0; o < out_plane; ++o) route(o, c, c + 1);
+        }
+      }
+    });
+    ForEachRow(x, samples, [&](int64_t n, int64_t c0, int64_t p0, int64_t count, bool along_channels) {
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t c = along_channels ? c0 + i : c0, p = along_channels ? p0 : p0 + i;
+        const scalar_t dx = xs[px.At(n, c, p)] - rs[px.At(n, c, p)];
+        if (!(std::abs(dx) < eps)) gr[po.At(n, c, p)] /= dx;
+      }
+    });
+  });
+  return grad;
+}
+
 // max_pool2d whose backward is Captum's DeepLift rule for max-pooling (deep_lift.py, maxpool).
 class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPoolFunction> {
+  // The backward of the inputs alone (saved: x, out, indices and the reference's x0, out0,
+  // indices0): the CPU kernel above for the summing rule where the layouts match, else tensor
+  // operations, un-pooling as Captum does under `overwrite`.
+  static torch::Tensor MaxPoolOfInputsBackward(const std::vector<torch::Tensor>& saved, const torch::Tensor& g_any,
+                                               c10::IntArrayRef kernel, c10::IntArrayRef stride,
+                                               c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode,
+                                               bool overwrite) {
+    const torch::Tensor &x = saved[0], &out = saved[1], &indices = saved[2], &x0 = saved[3], &out0 = saved[4],
+                        &indices0 = saved[5];
+    const torch::Tensor g = g_any.to(x.scalar_type());
+    if (!overwrite && CpuKernelServes(x) && x.dim() == 4 && x.strides() == x0.strides() &&
+        out.strides() == out0.strides() && indices.strides() == indices0.strides()) {
+      const torch::Tensor px = AsPlanar(x), px0 = AsPlanar(x0), py = AsPlanar(out), py0 = AsPlanar(out0);
+      const torch::Tensor pi = AsPlanar(indices), pi0 = AsPlanar(indices0);
+      if (px.strides() == px0.strides() && py.strides() == py0.strides() && pi.strides() == pi0.strides())
+        return DeepLiftMaxPoolOfInputsCpu(px, px0, py, py0, pi, pi0, AsPlanar(g));
+    }
+    const torch::Tensor top = at::max(out, out0);
+    const torch::Tensor share = g * (top - out0), share0 = g * (out - top);
+    torch::Tensor routed;
+    if (overwrite) {
+      const std::vector<int64_t> size{x.size(-2), x.size(-1)};
+      routed = at::max_unpool2d(share.contiguous(), indices.contiguous(), size) +
+               at::max_unpool2d(share0.contiguous(), indices0.contiguous(), size);
+    } else {
+      routed = torch::zeros_like(x, torch::MemoryFormat::Contiguous)
+                   .flatten(2)
+                   .scatter_add_(2, indices.contiguous().flatten(2), share.contiguous().flatten(2))
+                   .scatter_add_(2, indices0.contiguous().flatten(2), share0.contiguous().flatten(2))
+                   .view(x.sizes());
+    }
+    const torch::Tensor dx = x - x0;
+    const torch::Tensor ordinary =
+        at::max_pool2d_with_indices_backward(g, x, kernel, stride, padding, dilation, ceil_mode, indices);
+    return torch::where(dx.abs() < kDeepLiftEps, ordinary, routed / dx);
+  }
+
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                std::vector<int64_t> kernel, std::vector<int64_t> stride,
@@ -291,7 +462,13 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
     // The arg-max positions and the maxima come from the forward pass, for the backward rule.
     const auto [out, indices] =
         at::max_pool2d_with_indices(x, kernel, StrideOr(stride, kernel), padding, dilation, ceil_mode);
-    ctx->save_for_backward({x, out, indices});
+    if (current_tape && current_tape->replaying()) {
+      const auto ref = current_tape->Replay(x, 3);  // x0, out0, indices0
+      ctx->save_for_backward({x, out, indices, ref[0], ref[1], ref[2]});
+    } else {
+      if (current_tape) current_tape->Record({x, out, indices});
+      ctx->save_for_backward({x, out, indices});
+    }
     ctx->saved_data["overwrite"] = overwrite;
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["stride"] = StrideOr(stride, kernel);
@@ -311,7 +488,13 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
     const auto padding = ctx->saved_data["padding"].toIntVector();
     const auto dilation = ctx->saved_data["dilation"].toIntVector();
     const bool ceil_mode = ctx->saved_data["ceil_mode"].toBool();
-    if (!ctx->saved_data["overwrite"].toBool() && CpuKernelServes(x_saved) && x_saved.dim() == 4 &&
+    const bool overwrite = ctx->saved_data["overwrite"].toBool();
+    if (saved.size() == 6) {
+      const torch::Tensor grad_in = MaxPoolOfInputsBackward(saved, grad_outputs[0], kernel, stride, padding, dilation,
+                                                            ceil_mode, overwrite);
+      return {grad_in, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
+    if (!overwrite && CpuKernelServes(x_saved) && x_saved.dim() == 4 &&
         x_saved.size(0) % 2 == 0) {
       const torch::Tensor grad_in = DeepLiftMaxPoolBackwardCpu(
           AsPlanar(x_saved), AsPlanar(out), AsPlanar(indices), AsPlanar(grad_outputs[0].to(x_saved.scalar_type())));
@@ -356,6 +539,16 @@ torch::Tensor DeepLiftMaxPoolAutograd(const torch::Tensor& x, c10::IntArrayRef k
 torch::Tensor DeepLiftMaxPoolNoGrad(const torch::Tensor& x, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                                     c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode,
                                     bool /*overwrite*/) {
+  if (current_tape) {  // keeps the tape's order; what a replay reads here has no backward
+    if (current_tape->replaying()) {
+      current_tape->Replay(x, 3);
+    } else {
+      const auto [out, indices] =
+          at::max_pool2d_with_indices(x, kernel, StrideOr(stride.vec(), kernel.vec()), padding, dilation, ceil_mode);
+      current_tape->Record({x, out, indices});
+      return out;
+    }
+  }
   return at::max_pool2d(x, kernel, StrideOr(stride.vec(), kernel.vec()), padding, dilation, ceil_mode);
 }
 
@@ -363,7 +556,13 @@ torch::Tensor RectifierAutograd(const torch::Tensor& x, double lo, double hi, in
   return RectifierFunction::apply(x, lo, hi, rule);
 }
 
-torch::Tensor RectifierNoGrad(const torch::Tensor& x, double lo, double hi, int64_t /*rule*/) {
+torch::Tensor RectifierNoGrad(const torch::Tensor& x, double lo, double hi, int64_t rule) {
+  if (DeepLiftTape* tape = TapeOf(rule)) {  // keeps the tape's order
+    if (tape->replaying())
+      tape->Replay(x, 1);
+    else
+      tape->Record({x});
+  }
   return RectifierForward(x, lo, hi);
 }
 
@@ -387,6 +586,35 @@ TORCH_LIBRARY_IMPL(netlens, CompositeExplicitAutograd, m) {
   m.impl("activation_rule", &ActivationRuleNoGrad);
   m.impl("deeplift_max_pool2d", &DeepLiftMaxPoolNoGrad);
 }
+
+void DeepLiftTape::Record(std::vector<torch::Tensor> tensors) {
+  Entry entry;
+  for (const auto& t : tensors) entry.versions.push_back(t._version());
+  entry.tensors = std::move(tensors);
+  entries_.push_back(std::move(entry));
+}
+
+std::vector<torch::Tensor> DeepLiftTape::Replay(const torch::Tensor& input, size_t count) {
+  const char* remedy = "; DeepLIFT needs a model whose forward pass runs the same operations for every input";
+  TORCH_CHECK(next_ < entries_.size(), "deeplift: the input's forward pass ran more rule operations than the "
+              "reference's (", entries_.size(), ")", remedy);
+  const Entry& entry = entries_[next_++];
+  TORCH_CHECK(entry.tensors.size() == count && entry.tensors[0].sizes() == input.sizes(),
+              "deeplift: operation ", next_, " of the input's forward pass differs from the reference's (input ",
+              input.sizes(), ", reference ", entry.tensors[0].sizes(), ")", remedy);
+  for (size_t i = 0; i < count; ++i)
+    TORCH_CHECK(entry.tensors[i]._version() == entry.versions[i], "deeplift: the reference's activation at operation ",
+                next_, " was changed in place after the rule read it");
+  return entry.tensors;
+}
+
+DeepLiftTapeScope::DeepLiftTapeScope(DeepLiftTape& tape, bool replay) : previous_(current_tape) {
+  tape.replaying_ = replay;
+  if (replay) tape.next_ = 0;
+  current_tape = &tape;
+}
+
+DeepLiftTapeScope::~DeepLiftTapeScope() { current_tape = previous_; }
 
 void EnsureRectifierOpRegistered() {}
 

@@ -31,6 +31,11 @@
 // first, so that x still holds the activation's input.
 #pragma once
 
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
 namespace netlens {
 
 enum class BackwardRule { kVanilla = 0, kGuided = 1, kDeconvnet = 2, kDeepLift = 3, kDeepLiftCaptum = 4, kLrp = 5 };
@@ -43,6 +48,48 @@ inline bool IsDeepLift(BackwardRule rule) {
 constexpr const char* kRectifierOp = "netlens::rectifier";
 constexpr const char* kDeepLiftMaxPoolOp = "netlens::deeplift_max_pool2d";
 constexpr const char* kActivationRuleOp = "netlens::activation_rule";
+
+// DeepLIFT with one backward pass over the inputs alone. Where the batch-of-pairs backward would
+// give both halves the same gradient everywhere the max-pooling rule reads it
+// (DeepLiftOneBackwardIsExact in model/graph.h), the references run a forward pass of their own
+// while a DeepLiftTape records, in order, what each deeplift op reads of them (a rectifier's
+// input; a max-pool's input, maxima and arg-maxes); then the inputs run under the same graph
+// while the tape replays, and each op's backward computes the multiplier of the input from its
+// own tensors and the reference's: the same numbers, for 2 forwards + 1 backward instead of a
+// forward and a backward of twice the batch. Thread-local: the scope covers one thread's forward
+// passes (the backward reads what the ops saved).
+class DeepLiftTape {
+ public:
+  void Record(std::vector<torch::Tensor> tensors);
+  // The next op's recorded tensors; throws if the input pass ran other ops than the reference
+  // pass (or the reference's tensors were changed in place since).
+  std::vector<torch::Tensor> Replay(const torch::Tensor& input, size_t count);
+  bool replaying() const { return replaying_; }
+  // Whether the input pass read every recorded entry.
+  bool Exhausted() const { return next_ == entries_.size(); }
+
+ private:
+  friend class DeepLiftTapeScope;
+  struct Entry {
+    std::vector<torch::Tensor> tensors;
+    std::vector<uint32_t> versions;
+  };
+  std::vector<Entry> entries_;
+  size_t next_ = 0;
+  bool replaying_ = false;
+};
+
+// While alive, this thread's deeplift ops record into `tape` (replay false) or replay it.
+class DeepLiftTapeScope {
+ public:
+  DeepLiftTapeScope(DeepLiftTape& tape, bool replay);
+  ~DeepLiftTapeScope();
+  DeepLiftTapeScope(const DeepLiftTapeScope&) = delete;
+  DeepLiftTapeScope& operator=(const DeepLiftTapeScope&) = delete;
+
+ private:
+  DeepLiftTape* previous_;
+};
 
 // Makes sure the translation unit that registers the op is linked in.
 void EnsureRectifierOpRegistered();

@@ -10,12 +10,23 @@
 //   attr = (x - x0) * m,     deeplift-shap: attr = mean_i (x - b_i) * m_i.
 // The manifest records summation-to-delta like integrated gradients' completeness: sum(attr)
 // against f_t(x) - f_t(x0) (the mean over the baselines), exact for a network of rectifiers and
-// linear maps.
+// linear maps. Where the graph allows it (DeepLiftOneBackward), the references run a forward pass of
+// their own that records what the rules read of them, and the inputs alone a forward and backward
+// pass: the same multipliers for 2 forwards + 1 backward instead of a forward and a backward of
+// twice the batch (model/rectifier_op.h, DeepLiftTape); a single reference's pass is kept for the
+// next job on the same model and reference (ReferenceCache), so that over a run of images against
+// one baseline each job costs one forward and one backward pass.
+#include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <optional>
+#include <vector>
 
 #include "netlens/core/errors.h"
+#include "netlens/techniques/deeplift.h"
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/common.h"
+#include "netlens/model/rectifier_op.h"
 #include "netlens/techniques/rectifier_report.h"
 
 namespace netlens {
@@ -30,19 +41,150 @@ struct DeepLiftResult {
   torch::Tensor input_logits, reference_logits;  // f_t of each, from the same forward passes
 };
 
+// The multipliers of `in` against `ref` (n pairs) and both logits f_t: where the model allows it
+// (DeepLiftOneBackward), a forward pass of the references that records their activations
+// (DeepLiftTape) and a forward and backward pass of the inputs alone; else one forward and
+// backward pass of the batch [in; ref]. The same numbers either way.
+struct Multipliers {
+  torch::Tensor m, input_logits, reference_logits;
+};
+
+Multipliers OfPairs(TechniqueContext& ctx, const torch::Tensor& in, const torch::Tensor& ref) {
+  const int64_t n = in.size(0);
+  const Gradients g = TargetGradients(ctx.model, torch::cat({in, ref}), ctx.target, {}, RuleOf(ctx));
+  // The rules change only the backward pass: these are the model's logits.
+  const torch::Tensor t = g.output.select(1, ctx.target).to(torch::kFloat64);
+  return {g.input_grad.slice(0, 0, n), t.slice(0, 0, n), t.slice(0, n)};
+}
+
+// The reference's forward pass as the input's pass replays it: its tape and its output.
+struct ReferencePass {
+  DeepLiftTape tape;
+  torch::Tensor output;
+};
+
+// The last single reference's pass of each of a few models, so that a run of jobs against one
+// reference (the zero baseline, a reference image) records it once: the jobs after the first cost
+// one forward and backward pass of the input. Bounded: one reference (its rule operations' inputs,
+// about one forward pass's activations) for each of the last kReferenceModels models.
+class ReferenceCache {
+ public:
+  static constexpr size_t kReferenceModels = 4;
+
+  // The cached pass of `ref` on this model under `rule`, else nullopt.
+  std::optional<ReferencePass> Find(Model& model, BackwardRule rule, const torch::Tensor& ref) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = EntryOf(model);
+    if (it == entries_.end() || it->generation != model.parameters_generation() || it->rule != rule ||
+        !Same(it->reference, ref))
+      return std::nullopt;
+    return it->pass;  // a copy: each replay has a cursor of its own
+  }
+  void Store(Model& model, BackwardRule rule, const torch::Tensor& ref, const ReferencePass& pass) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = EntryOf(model);
+    if (it != entries_.end()) entries_.erase(it);
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.module.expired(); }),
+                   entries_.end());
+    if (entries_.size() >= kReferenceModels) entries_.erase(entries_.begin());
+    entries_.push_back({Handle(model), model.parameters_generation(), rule, ref, pass});
+  }
+  void Forget(Model& model) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = EntryOf(model);
+    if (it != entries_.end()) entries_.erase(it);
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.clear();
+  }
+
+ private:
+  using Module = c10::weak_intrusive_ptr<c10::ivalue::Object>;
+  struct Entry {
+    Module module;        // expired: the model is gone
+    uint64_t generation;  // the model's parameters_generation() (sanity checks re-draw them in place)
+    BackwardRule rule;
+    torch::Tensor reference;
+    ReferencePass pass;
+  };
+  static Module Handle(Model& model) { return Module(model.module()._ivalue()); }
+  static bool Same(const torch::Tensor& a, const torch::Tensor& b) {
+    return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() && a.device() == b.device() &&
+           torch::equal(a, b);
+  }
+  std::vector<Entry>::iterator EntryOf(Model& model) {
+    const auto object = model.module()._ivalue();
+    return std::find_if(entries_.begin(), entries_.end(),
+                        [&](const Entry& e) { return !e.module.expired() && e.module.lock().get() == object.get(); });
+  }
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+ReferenceCache& References() {
+  static ReferenceCache cache;
+  return cache;
+}
+
+ReferencePass RecordReference(TechniqueContext& ctx, const torch::Tensor& ref) {
+  ReferencePass pass;
+  torch::NoGradGuard no_grad;
+  DeepLiftTapeScope record(pass.tape, /*replay=*/false);
+  pass.output = ctx.model.lens().Forward(PassInput(ref), {}, RuleOf(ctx)).output;
+  return pass;
+}
+
+Multipliers OfInputs(TechniqueContext& ctx, const torch::Tensor& in, const torch::Tensor& ref) {
+  const bool cacheable = ref.size(0) == 1;  // a batch of references (DeepLIFT-SHAP) is rarely run twice
+  std::optional<ReferencePass> cached = cacheable ? References().Find(ctx.model, RuleOf(ctx), ref) : std::nullopt;
+  ReferencePass pass = cached ? std::move(*cached) : RecordReference(ctx, ref);
+  if (ctx.metrics.contains("activations")) ctx.metrics["activations"]["reference"] = cached ? "reused" : "recorded";
+  try {
+    DeepLiftTapeScope replay(pass.tape, /*replay=*/true);
+    const Gradients g = TargetGradients(ctx.model, in, ctx.target, {}, RuleOf(ctx));
+    TORCH_CHECK(pass.tape.Exhausted(), "deeplift: the input's forward pass ran fewer rule operations than the reference's");
+    if (cacheable && !cached) References().Store(ctx.model, RuleOf(ctx), ref, pass);
+    return {g.input_grad, g.output.select(1, ctx.target).to(torch::kFloat64),
+            pass.output.select(1, ctx.target).to(torch::kFloat64)};
+  } catch (const c10::Error&) {
+    if (cached) References().Forget(ctx.model);
+    throw;
+  }
+}
+
+// The tape's message in an error that TorchScript's interpreter may have wrapped, else its first line.
+std::string TapeMessage(const std::string& what) {
+  const size_t at = what.find("deeplift: ");
+  const std::string from = what.substr(at == std::string::npos ? 0 : at);
+  return from.substr(0, from.find('\n'));
+}
+
 // DeepLIFT of input/reference pairs (n x C x H x W each), `batch` pairs per pass.
 DeepLiftResult DeepLiftPairs(TechniqueContext& ctx, const torch::Tensor& inputs, const torch::Tensor& references,
                              int64_t batch) {
+  bool one_backward = DeepLiftOneBackward(ctx.model);
   std::vector<torch::Tensor> attr, in_logits, ref_logits;
   for (int64_t start = 0; start < inputs.size(0); start += batch) {
-    const int64_t end = std::min(inputs.size(0), start + batch), n = end - start;
+    const int64_t end = std::min(inputs.size(0), start + batch);
     const torch::Tensor in = inputs.slice(0, start, end), ref = references.slice(0, start, end);
-    const Gradients g = TargetGradients(ctx.model, torch::cat({in, ref}), ctx.target, {}, RuleOf(ctx));
-    attr.push_back((in - ref) * g.input_grad.slice(0, 0, n));
-    // The rules change only the backward pass: these are the model's logits.
-    const torch::Tensor t = g.output.select(1, ctx.target).to(torch::kFloat64);
-    in_logits.push_back(t.slice(0, 0, n));
-    ref_logits.push_back(t.slice(0, n));
+    Multipliers m;
+    if (one_backward) {
+      try {
+        m = OfInputs(ctx, in, ref);
+      } catch (const c10::Error& e) {
+        // A forward pass that depends on its input's values (a scripted branch) or changes a
+        // recorded activation in place: the pairs' pass does not need the two to agree.
+        Warn(ctx, "deeplift: the backward pass over the inputs alone failed (" + TapeMessage(e.what()) +
+                      "); running input/reference pairs instead");
+        one_backward = false;
+        if (ctx.metrics.contains("activations")) ctx.metrics["activations"]["backward"] = "pairs";
+      }
+    }
+    if (!one_backward) m = OfPairs(ctx, in, ref);
+    attr.push_back((in - ref) * m.m);
+    in_logits.push_back(m.input_logits);
+    ref_logits.push_back(m.reference_logits);
   }
   return {torch::cat(attr), torch::cat(in_logits), torch::cat(ref_logits)};
 }
@@ -104,5 +246,7 @@ TechniqueInfo DeepLiftShapTechnique() {
             return std::vector<Artifact>{{"deeplift_shap", r.attributions.mean(0, true)}};
           }, BatchPass::kForwardBackward};
 }
+
+void ForgetDeepLiftReferences() { References().Clear(); }
 
 }  // namespace netlens

@@ -19,26 +19,36 @@ std::string Kinds(const std::map<std::string, int64_t>& counts) {
 struct Known {
   c10::weak_intrusive_ptr<c10::ivalue::Object> module;  // expired: another model at this address
   ActivationCensus census;
+  bool deeplift_one_backward = false;  // DeepLiftOneBackwardIsExact
   std::vector<BackwardRule> said;  // rules already described in the log
 };
 
+std::mutex known_mutex;
+std::vector<Known> known;
+
+// The model's entry, analysed on first sight; the caller holds known_mutex.
+Known& EntryOf(Model& model) {
+  const c10::intrusive_ptr<c10::ivalue::Object> object = model.module()._ivalue();
+  for (auto& k : known)
+    if (!k.module.expired() && k.module.lock().get() == object.get()) return k;
+  known.erase(std::remove_if(known.begin(), known.end(), [](const Known& k) { return k.module.expired(); }),
+              known.end());
+  const auto graph = InlinedForward(model.module());
+  known.push_back({c10::weak_intrusive_ptr<c10::ivalue::Object>(object), CountActivations(*graph),
+                   DeepLiftOneBackwardIsExact(*graph), {}});
+  return known.back();
+}
+
 }  // namespace
 
+bool DeepLiftOneBackward(Model& model) {
+  std::lock_guard<std::mutex> lock(known_mutex);
+  return EntryOf(model).deeplift_one_backward;
+}
+
 nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
-  static std::mutex mutex;
-  static std::vector<Known> known;
-  const c10::intrusive_ptr<c10::ivalue::Object> object = model.module()._ivalue();
-  std::lock_guard<std::mutex> lock(mutex);
-  Known* entry = nullptr;
-  for (auto& k : known)
-    if (!k.module.expired() && k.module.lock().get() == object.get()) entry = &k;
-  if (!entry) {
-    known.erase(std::remove_if(known.begin(), known.end(), [](const Known& k) { return k.module.expired(); }),
-                known.end());
-    known.push_back({c10::weak_intrusive_ptr<c10::ivalue::Object>(object),
-                     CountActivations(*InlinedForward(model.module())), {}});
-    entry = &known.back();
-  }
+  std::lock_guard<std::mutex> lock(known_mutex);
+  Known* entry = &EntryOf(model);
   const ActivationCensus& census = entry->census;
   const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : IsDeepLift(rule) ? "deeplift" : "guided";
   const std::string plain = IsDeepLift(rule) ? "the gradient times (input - baseline), max-pooling aside"
@@ -77,6 +87,7 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
                         {"rewritten_kinds", census.rectifiers},
                         {"left", smooth ? 0 : census.Others()},
                         {"left_kinds", smooth ? std::map<std::string, int64_t>{} : census.others}};
+  if (IsDeepLift(rule)) report["backward"] = entry->deeplift_one_backward ? "inputs" : "pairs";
   if (smooth) {
     report["generalized"] = census.Others();
     report["generalized_kinds"] = census.others;

@@ -13,4 +13,8 @@ namespace netlens {
 
 nlohmann::json RectifierReport(Model& model, BackwardRule rule);
 
+// Whether DeepLIFT on this model may run one backward pass over the inputs alone
+// (DeepLiftOneBackwardIsExact in model/graph.h); analysed once per model.
+bool DeepLiftOneBackward(Model& model);
+
 }  // namespace netlens
