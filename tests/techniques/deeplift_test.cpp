@@ -189,16 +189,31 @@ TEST(DeepLift, EqualsCaptumsOnSqueezeNet) {
   EXPECT_NEAR(s["delta"].get<double>(), -1.3855177333788369, 1e-9) << s.dump();
 }
 
+// The rescale rule's and the max-pooling rule's operators, called through the dispatcher as the
+// lens calls them.
+struct RuleOperators {
+  c10::TypedOperatorHandle<torch::Tensor(const torch::Tensor&, double, double, int64_t)> rectifier;
+  c10::TypedOperatorHandle<torch::Tensor(const torch::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
+                                         c10::IntArrayRef, bool, bool)>
+      pool;
+};
+RuleOperators RuleOps() {
+  auto& dispatcher = c10::Dispatcher::singleton();
+  return {dispatcher.findSchemaOrThrow("netlens::rectifier", "")
+              .typed<torch::Tensor(const torch::Tensor&, double, double, int64_t)>(),
+          dispatcher.findSchemaOrThrow("netlens::deeplift_max_pool2d", "")
+              .typed<torch::Tensor(const torch::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
+                                   c10::IntArrayRef, bool, bool)>()};
+}
+
 // The rules' CPU kernels read channels-last tensors and the channel slices a concatenation's
 // backward hands on (SqueezeNet's Fire modules) in place. Called through the dispatcher as the
 // lens calls them, each under a concatenation: the rescale rule against its formula, and the
 // max-pooling rule in both layouts against each other and against summation-to-delta.
 TEST(DeepLift, RuleKernelsReadEveryLayout) {
-  const auto rectifier = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::rectifier", "")
-                             .typed<torch::Tensor(const torch::Tensor&, double, double, int64_t)>();
-  const auto pool = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::deeplift_max_pool2d", "")
-                        .typed<torch::Tensor(const torch::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
-                                             c10::IntArrayRef, bool, bool)>();
+  const RuleOperators ops = RuleOps();
+  const auto& rectifier = ops.rectifier;
+  const auto& pool = ops.pool;
   const auto rule = static_cast<int64_t>(BackwardRule::kDeepLift);
   auto gen = at::detail::createCPUGenerator(11);
   for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
@@ -241,11 +256,9 @@ TEST(DeepLift, RuleKernelsReadEveryLayout) {
 // the same gradient: the rescale rule (relu6, so both bounds) and both max-pooling rules, on the
 // CPU kernels (both layouts) and on the tensor operations (Captum's un-pooling).
 TEST(DeepLift, RulesOfTheInputsAloneEqualTheInputHalfOfPairs) {
-  const auto rectifier = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::rectifier", "")
-                             .typed<torch::Tensor(const torch::Tensor&, double, double, int64_t)>();
-  const auto pool = c10::Dispatcher::singleton().findSchemaOrThrow("netlens::deeplift_max_pool2d", "")
-                        .typed<torch::Tensor(const torch::Tensor&, c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
-                                             c10::IntArrayRef, bool, bool)>();
+  const RuleOperators ops = RuleOps();
+  const auto& rectifier = ops.rectifier;
+  const auto& pool = ops.pool;
   const auto rule = static_cast<int64_t>(BackwardRule::kDeepLift);
   auto gen = at::detail::createCPUGenerator(12);
   for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
