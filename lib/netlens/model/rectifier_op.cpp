@@ -1,4 +1,5 @@
 #include "netlens/model/rectifier_op.h"
+#include "netlens/model/rescale_rows.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -81,23 +82,6 @@ void ForEachPairRow(const torch::Tensor& layout, const Row& row) {
   ForEachRow(layout, layout.size(0) / 2, row);
 }
 
-// The rescale rule of one element: where input and reference agree, the input's own local
-// gradient, else (f(a) - f(r)) / (a - r) (computed either way, then chosen, without a branch).
-template <typename scalar_t>
-struct Rescale {
-  scalar_t low, high, eps;
-  bool bounded;
-  Rescale(double lo, double hi)
-      : low(static_cast<scalar_t>(lo)), high(std::isinf(hi) ? std::numeric_limits<scalar_t>::infinity() : static_cast<scalar_t>(hi)),
-        eps(static_cast<scalar_t>(kDeepLiftEps)), bounded(!std::isinf(hi)) {}
-  scalar_t Multiplier(scalar_t a, scalar_t r) const {
-    const scalar_t dx = a - r;
-    const scalar_t fa = std::min(std::max(a, low), high), fr = std::min(std::max(r, low), high);
-    const scalar_t m = (fa - fr) / dx;
-    return std::abs(dx) < eps ? scalar_t(a > low && (!bounded || a < high) ? 1 : 0) : m;
-  }
-};
-
 // The CPU's one pass of DeepLiftRescale below: per element the same arithmetic as the tensor
 // expression (the same numbers), without its ten intermediate tensors and layout copies. Rows
 // along the innermost dimension of x's memory (channels for channels-last, positions otherwise)
@@ -112,7 +96,7 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
     const scalar_t* xs = x.data_ptr<scalar_t>();
     const scalar_t* gs = g.data_ptr<scalar_t>();
     scalar_t* out = grad.data_ptr<scalar_t>();
-    const Rescale<scalar_t> rule(lo, hi);
+    const Rescale<scalar_t> rule(lo, hi, kDeepLiftEps);
     // One element pair: where input and reference agree, each half's own local gradient, else
     // the rescale multiplier (f(a) - f(r)) / (a - r) for both.
     auto pair = [rule](scalar_t a, scalar_t r, scalar_t ga, scalar_t gr, scalar_t& oa, scalar_t& orf) {
@@ -129,8 +113,7 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
       scalar_t* oa = out + po.At(n, c, p);
       scalar_t* orf = out + po.At(n + pairs, c, p);
       if (sx == 1 && sg == 1 && so == 1) {
-        _Pragma("omp simd")
-        for (int64_t i = 0; i < count; ++i) pair(xa[i], xr[i], ga[i], gr[i], oa[i], orf[i]);
+        RescalePairRow(xa, xr, ga, gr, oa, orf, count, rule);
       } else {
         for (int64_t i = 0; i < count; ++i) pair(xa[i * sx], xr[i * sx], ga[i * sg], gr[i * sg], oa[i * so], orf[i * so]);
       }
@@ -169,7 +152,7 @@ torch::Tensor DeepLiftRescaleOfInputs(const torch::Tensor& x_any, const torch::T
         const scalar_t* rs = x0.data_ptr<scalar_t>();
         const scalar_t* gs = g.data_ptr<scalar_t>();
         scalar_t* out = grad.data_ptr<scalar_t>();
-        const Rescale<scalar_t> rule(lo, hi);
+        const Rescale<scalar_t> rule(lo, hi, kDeepLiftEps);
         ForEachRow(x, x.size(0), [&](int64_t n, int64_t c, int64_t p, int64_t count, bool along_channels) {
           const int64_t sx = along_channels ? px.c_stride : px.p_stride, sg = along_channels ? pg.c_stride : pg.p_stride,
                         so = along_channels ? po.c_stride : po.p_stride;
@@ -178,8 +161,7 @@ torch::Tensor DeepLiftRescaleOfInputs(const torch::Tensor& x_any, const torch::T
           const scalar_t* ga = gs + pg.At(n, c, p);
           scalar_t* oa = out + po.At(n, c, p);
           if (sx == 1 && sg == 1 && so == 1) {
-            _Pragma("omp simd")
-            for (int64_t i = 0; i < count; ++i) oa[i] = ga[i] * rule.Multiplier(xa[i], xr[i]);
+            RescaleInputRow(xa, xr, ga, oa, count, rule);
           } else {
             for (int64_t i = 0; i < count; ++i) oa[i * so] = ga[i * sg] * rule.Multiplier(xa[i * sx], xr[i * sx]);
           }

@@ -1,0 +1,46 @@
+// DeepLIFT's rescale rule on one element and on rows of contiguous elements: the arithmetic of the
+// rectifier op's CPU kernels (model/rectifier_op.cpp), kept in a file of its own so that the row
+// loops compile with -fno-trapping-math. Under GCC's default -ftrapping-math a comparison of floats
+// may trap, so GCC keeps every `?:` on them as a branch and leaves the loop scalar; without it the
+// rows vectorize. The option changes no result: netlens never reads the floating-point flags.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace netlens {
+
+// Where input and reference agree (|a - r| < eps), the input's own local gradient (1 inside
+// (low, high), else 0), else (f(a) - f(r)) / (a - r), f = clamp to [low, high]; computed either
+// way, then chosen, without a branch. std::min(std::max(v, low), high) and std::abs written out, so
+// that GCC vectorizes them (the same values: the same comparisons).
+template <typename scalar_t>
+struct Rescale {
+  scalar_t low, high, eps;
+  Rescale(double lo, double hi, double epsilon)
+      : low(static_cast<scalar_t>(lo)),
+        high(std::isinf(hi) ? std::numeric_limits<scalar_t>::infinity() : static_cast<scalar_t>(hi)),
+        eps(static_cast<scalar_t>(epsilon)) {}
+  scalar_t Multiplier(scalar_t a, scalar_t r) const {
+    const scalar_t dx = a - r;
+    const scalar_t ca = a < low ? low : a, fa = high < ca ? high : ca;
+    const scalar_t cr = r < low ? low : r, fr = high < cr ? high : cr;
+    const scalar_t m = (fa - fr) / dx;
+    const scalar_t adx = dx < 0 ? -dx : dx;
+    // With high = +inf, a < high holds wherever the choice reads it (an infinite a cannot agree
+    // with a reference to within eps).
+    return adx < eps ? static_cast<scalar_t>((a > low) & (a < high)) : m;
+  }
+};
+
+// Rows of `count` unit-stride elements (rescale_rows.cpp; float and double). Pairs: the input's
+// gradient ga * m(a, r) into oa and the reference's gr * m(r, a) into orf. Inputs alone: oa only.
+template <typename scalar_t>
+void RescalePairRow(const scalar_t* xa, const scalar_t* xr, const scalar_t* ga, const scalar_t* gr, scalar_t* oa,
+                    scalar_t* orf, int64_t count, Rescale<scalar_t> rule);
+template <typename scalar_t>
+void RescaleInputRow(const scalar_t* xa, const scalar_t* xr, const scalar_t* ga, scalar_t* oa, int64_t count,
+                     Rescale<scalar_t> rule);
+
+}  // namespace netlens
