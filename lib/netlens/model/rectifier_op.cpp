@@ -181,13 +181,10 @@ class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                double lo, double hi, int64_t rule) {
-    DeepLiftTape* tape = TapeOf(rule);
-    if (tape && tape->replaying()) {
-      ctx->save_for_backward({x, tape->Replay(x, 1)[0]});
-    } else {
-      if (tape) tape->Record({x});
-      ctx->save_for_backward({x});
-    }
+    std::vector<torch::Tensor> saved{x};  // and, replaying a tape, the reference's x0
+    if (DeepLiftTape* tape = TapeOf(rule))
+      for (auto& t : tape->Step({x})) saved.push_back(std::move(t));
+    ctx->save_for_backward(saved);
     ctx->saved_data["lo"] = lo;
     ctx->saved_data["hi"] = hi;
     ctx->saved_data["rule"] = rule;
@@ -444,13 +441,10 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
     // The arg-max positions and the maxima come from the forward pass, for the backward rule.
     const auto [out, indices] =
         at::max_pool2d_with_indices(x, kernel, StrideOr(stride, kernel), padding, dilation, ceil_mode);
-    if (current_tape && current_tape->replaying()) {
-      const auto ref = current_tape->Replay(x, 3);  // x0, out0, indices0
-      ctx->save_for_backward({x, out, indices, ref[0], ref[1], ref[2]});
-    } else {
-      if (current_tape) current_tape->Record({x, out, indices});
-      ctx->save_for_backward({x, out, indices});
-    }
+    std::vector<torch::Tensor> saved{x, out, indices};  // and, replaying a tape, x0, out0, indices0
+    if (current_tape)
+      for (auto& t : current_tape->Step(saved)) saved.push_back(std::move(t));
+    ctx->save_for_backward(saved);
     ctx->saved_data["overwrite"] = overwrite;
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["stride"] = StrideOr(stride, kernel);
@@ -521,15 +515,11 @@ torch::Tensor DeepLiftMaxPoolAutograd(const torch::Tensor& x, c10::IntArrayRef k
 torch::Tensor DeepLiftMaxPoolNoGrad(const torch::Tensor& x, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                                     c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode,
                                     bool /*overwrite*/) {
-  if (current_tape) {  // keeps the tape's order; what a replay reads here has no backward
-    if (current_tape->replaying()) {
-      current_tape->Replay(x, 3);
-    } else {
-      const auto [out, indices] =
-          at::max_pool2d_with_indices(x, kernel, StrideOr(stride.vec(), kernel.vec()), padding, dilation, ceil_mode);
-      current_tape->Record({x, out, indices});
-      return out;
-    }
+  if (current_tape) {  // keeps the tape's order; what a replay gives here has no backward to read it
+    const auto [out, indices] =
+        at::max_pool2d_with_indices(x, kernel, StrideOr(stride.vec(), kernel.vec()), padding, dilation, ceil_mode);
+    current_tape->Step({x, out, indices});
+    return out;
   }
   return at::max_pool2d(x, kernel, StrideOr(stride.vec(), kernel.vec()), padding, dilation, ceil_mode);
 }
@@ -539,12 +529,7 @@ torch::Tensor RectifierAutograd(const torch::Tensor& x, double lo, double hi, in
 }
 
 torch::Tensor RectifierNoGrad(const torch::Tensor& x, double lo, double hi, int64_t rule) {
-  if (DeepLiftTape* tape = TapeOf(rule)) {  // keeps the tape's order
-    if (tape->replaying())
-      tape->Replay(x, 1);
-    else
-      tape->Record({x});
-  }
+  if (DeepLiftTape* tape = TapeOf(rule)) tape->Step({x});  // keeps the tape's order
   return RectifierForward(x, lo, hi);
 }
 
@@ -574,6 +559,12 @@ void DeepLiftTape::Record(std::vector<torch::Tensor> tensors) {
   for (const auto& t : tensors) entry.versions.push_back(t._version());
   entry.tensors = std::move(tensors);
   entries_.push_back(std::move(entry));
+}
+
+std::vector<torch::Tensor> DeepLiftTape::Step(std::vector<torch::Tensor> own) {
+  if (replaying_) return Replay(own[0], own.size());
+  Record(std::move(own));
+  return {};
 }
 
 std::vector<torch::Tensor> DeepLiftTape::Replay(const torch::Tensor& input, size_t count) {

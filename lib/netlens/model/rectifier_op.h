@@ -60,16 +60,17 @@ constexpr const char* kActivationRuleOp = "netlens::activation_rule";
 // passes (the backward reads what the ops saved).
 class DeepLiftTape {
  public:
-  void Record(std::vector<torch::Tensor> tensors);
-  // The next op's recorded tensors; throws if the input pass ran other ops than the reference
-  // pass (or the reference's tensors were changed in place since).
-  std::vector<torch::Tensor> Replay(const torch::Tensor& input, size_t count);
-  bool replaying() const { return replaying_; }
+  // One deeplift op's step, `own` its tensors (input first): recording, keeps them and returns
+  // nothing; replaying, returns the reference's tensors of the same op, and throws if the input
+  // pass ran other ops than the reference pass (or those tensors were changed in place since).
+  std::vector<torch::Tensor> Step(std::vector<torch::Tensor> own);
   // Whether the input pass read every recorded entry.
   bool Exhausted() const { return next_ == entries_.size(); }
 
  private:
   friend class DeepLiftTapeScope;
+  void Record(std::vector<torch::Tensor> tensors);
+  std::vector<torch::Tensor> Replay(const torch::Tensor& input, size_t count);
   struct Entry {
     std::vector<torch::Tensor> tensors;
     std::vector<uint32_t> versions;
