@@ -206,6 +206,69 @@ RuleOperators RuleOps() {
                                    c10::IntArrayRef, bool, bool)>()};
 }
 
+// Max-pooling window geometries the CPU kernels walk in bands of rows: overlapping windows
+// (SqueezeNet's, in ceil mode too), padding (ResNet's), gaps between windows, dilation, and a
+// floor mode that leaves the last row out.
+struct PoolGeometry {
+  std::vector<int64_t> kernel, stride, padding, dilation;
+  bool ceil_mode;
+  torch::Tensor Pool(const torch::Tensor& x) const {
+    return at::max_pool2d(x, kernel, stride, padding, dilation, ceil_mode);
+  }
+  friend std::ostream& operator<<(std::ostream& os, const PoolGeometry& g) {
+    return os << "kernel " << g.kernel << " stride " << g.stride << " padding " << g.padding << " dilation "
+              << g.dilation << (g.ceil_mode ? " ceil" : "");
+  }
+};
+std::vector<PoolGeometry> PoolGeometries() {
+  return {{{3, 3}, {2, 2}, {0, 0}, {1, 1}, false}, {{3, 3}, {2, 2}, {0, 0}, {1, 1}, true},
+          {{3, 3}, {2, 2}, {1, 1}, {1, 1}, false}, {{2, 2}, {3, 3}, {0, 0}, {1, 1}, false},
+          {{3, 3}, {1, 1}, {1, 1}, {2, 2}, false}, {{2, 2}, {2, 2}, {0, 0}, {1, 1}, false}};
+}
+
+// The summing max-pooling rule's CPU kernel against the rule written out in tensor operations, for
+// every geometry in both layouts: per window the input's share g (max(y, y0) - y0) to the input's
+// arg-max and the reference's g0 (y - max(y, y0)) to the reference's; where input and reference
+// differ both halves get the sum over x - x0, where they agree each its ordinary gradient.
+TEST(DeepLift, MaxPoolKernelFollowsTheRuleForEveryWindowGeometry) {
+  const auto& pool = RuleOps().pool;
+  auto gen = at::detail::createCPUGenerator(13);
+  for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    for (const PoolGeometry& geometry : PoolGeometries()) {
+      // 2 pairs, 5 channels, 9 x 11; zero at a third of the elements (as behind a ReLU), and the
+      // reference equal to the input on channels 0-1 of the first pair.
+      torch::Tensor a = torch::randn({2, 5, 9, 11}, gen, torch::kFloat64).clamp_min(-0.5);
+      torch::Tensor r = torch::randn({2, 5, 9, 11}, gen, torch::kFloat64).clamp_min(-0.5);
+      a.clamp_min_(0);
+      r.clamp_min_(0);
+      r[0].slice(0, 0, 2).copy_(a[0].slice(0, 0, 2));
+      const torch::Tensor x = torch::cat({a, r}).contiguous(format).requires_grad_(true);
+      const PoolGeometry& k = geometry;
+      const torch::Tensor y = pool.call(x, k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode, false);
+      const torch::Tensor g = torch::randn(y.sizes(), gen, torch::kFloat64);
+      const torch::Tensor grad = torch::autograd::grad({y}, {x}, {g})[0];
+      // The rule, written out.
+      const auto [ya, ia] = at::max_pool2d_with_indices(a, k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode);
+      const auto [yr, ir] = at::max_pool2d_with_indices(r, k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode);
+      const torch::Tensor ga = g.slice(0, 0, 2), gr = g.slice(0, 2), top = at::max(ya, yr);
+      auto route = [](const torch::Tensor& like, const torch::Tensor& indices, const torch::Tensor& v) {
+        return torch::zeros_like(like).flatten(2).scatter_add_(2, indices.flatten(2), v.flatten(2)).view_as(like);
+      };
+      const torch::Tensor shared = (route(a, ia, ga * (top - yr)) + route(r, ir, gr * (ya - top))) / (a - r);
+      const torch::Tensor agree = (a - r).abs() < 1e-10;
+      auto ordinary = [&](const torch::Tensor& gv, const torch::Tensor& v, const torch::Tensor& indices) {
+        return at::max_pool2d_with_indices_backward(gv, v, k.kernel, k.stride, k.padding, k.dilation, k.ceil_mode,
+                                                    indices);
+      };
+      const torch::Tensor expected = torch::cat({torch::where(agree, ordinary(ga, a, ia), shared),
+                                                 torch::where(agree, ordinary(gr, r, ir), shared)});
+      EXPECT_GT(agree.logical_and(ordinary(ga, a, ia) != 0).sum().item<int64_t>(), 0) << geometry;
+      EXPECT_TRUE(test::AllClose(grad, expected, 1e-12))
+          << format << " " << geometry << " max diff " << (grad - expected).abs().max();
+    }
+  }
+}
+
 // The rules' CPU kernels read channels-last tensors and the channel slices a concatenation's
 // backward hands on (SqueezeNet's Fire modules) in place. Called through the dispatcher as the
 // lens calls them, each under a concatenation: the rescale rule against its formula, and the
@@ -262,6 +325,7 @@ TEST(DeepLift, RulesOfTheInputsAloneEqualTheInputHalfOfPairs) {
   const auto rule = static_cast<int64_t>(BackwardRule::kDeepLift);
   auto gen = at::detail::createCPUGenerator(12);
   for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    for (const PoolGeometry& geometry : PoolGeometries())
     for (const bool overwrite : {false, true}) {
       // 2 pairs, 6 channels; input and reference agree on channels 0-1 of the first pair, and
       // both are zero at a quarter of the elements (as behind a ReLU), where the rules' arg-maxes differ.
@@ -270,10 +334,12 @@ TEST(DeepLift, RulesOfTheInputsAloneEqualTheInputHalfOfPairs) {
       r[0].slice(0, 0, 2).copy_(a[0].slice(0, 0, 2));
       a.masked_fill_(torch::rand({2, 6, 9, 11}, gen, torch::kFloat64) < 0.25, 0);
       r.masked_fill_(torch::rand({2, 6, 9, 11}, gen, torch::kFloat64) < 0.25, 0);
-      const torch::Tensor w = torch::randn({2, 6, 4, 5}, gen, torch::kFloat64);
+      const torch::Tensor w = torch::randn(geometry.Pool(a).sizes(), gen, torch::kFloat64);
       // f(v) = sum(w * maxpool(relu6(v))): the same w for both halves of the pairs.
       auto f = [&](const torch::Tensor& v) {
-        return pool.call(rectifier.call(v, 0.0, 6.0, rule), {3, 3}, {2, 2}, {0, 0}, {1, 1}, false, overwrite);
+        const PoolGeometry& g = geometry;
+        return pool.call(rectifier.call(v, 0.0, 6.0, rule), g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode,
+                         overwrite);
       };
       const torch::Tensor pairs_in = torch::cat({a, r}).contiguous(format).requires_grad_(true);
       const torch::Tensor pairs_grad =
@@ -292,7 +358,7 @@ TEST(DeepLift, RulesOfTheInputsAloneEqualTheInputHalfOfPairs) {
       }
       EXPECT_TRUE(tape.Exhausted());
       EXPECT_GT(pairs_grad.abs().max().item<double>(), 0.1);
-      EXPECT_TRUE(test::AllClose(grad, pairs_grad, 1e-13)) << format << " overwrite " << overwrite
+      EXPECT_TRUE(test::AllClose(grad, pairs_grad, 1e-13)) << format << " " << geometry << " overwrite " << overwrite
                                                             << " max diff " << (grad - pairs_grad).abs().max();
     }
   }

@@ -88,7 +88,14 @@ void ForEachPairRow(const torch::Tensor& layout, const Row& row) {
 // are vectorized where x, g and the result all run with unit stride there, as they do in both
 // layouts, channel slices of a concatenation included.
 torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor& g_any, double lo, double hi) {
-  const torch::Tensor x = AsPlanar(x_any), g = AsPlanar(g_any.to(x_any.scalar_type()));
+  const torch::Tensor x = AsPlanar(x_any);
+  torch::Tensor g = AsPlanar(g_any.to(x_any.scalar_type()));
+  const bool along_channels = x.size(1) > 1 && PlanarOf(x).c_stride == 1;
+  auto inner_stride = [&](const Planar& t) { return along_channels ? t.c_stride : t.p_stride; };
+  // A gradient in the other layout (an average pooling's backward hands a contiguous one to a
+  // channels-last input) is copied into x's: one copy costs less than the rows' scalar loop.
+  if (inner_stride(PlanarOf(x)) == 1 && inner_stride(PlanarOf(g)) != 1)
+    g = AsPlanar(g_any.to(x_any.scalar_type()).contiguous(x_any.suggest_memory_format()));
   torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
   const Planar px = PlanarOf(x), pg = PlanarOf(g), po = PlanarOf(grad);
   const int64_t pairs = x.size(0) / 2;
@@ -100,8 +107,10 @@ torch::Tensor DeepLiftRescaleCpu(const torch::Tensor& x_any, const torch::Tensor
     // One element pair: where input and reference agree, each half's own local gradient, else
     // the rescale multiplier (f(a) - f(r)) / (a - r) for both.
     auto pair = [rule](scalar_t a, scalar_t r, scalar_t ga, scalar_t gr, scalar_t& oa, scalar_t& orf) {
-      oa = ga * rule.Multiplier(a, r);
-      orf = gr * rule.Multiplier(r, a);
+      scalar_t ma, mr;
+      rule.PairMultipliers(a, r, ma, mr);
+      oa = ga * ma;
+      orf = gr * mr;
     };
     ForEachPairRow(x, [&](int64_t n, int64_t c, int64_t p, int64_t count, bool along_channels) {
       const int64_t sx = along_channels ? px.c_stride : px.p_stride, sg = along_channels ? pg.c_stride : pg.p_stride,
@@ -250,23 +259,92 @@ std::vector<int64_t> StrideOr(const std::vector<int64_t>& stride, const std::vec
   return stride.empty() ? kernel : stride;
 }
 
-// The CPU's two passes of the summing max-pooling rule below: the same arithmetic in the same
-// order as the tensor expression (scatter_add and max-pooling's own backward both add up in the
-// order of the output positions), without its intermediate tensors and layout copies. x, out,
-// indices, g: planar N x C x H x W (AsPlanar), N = 2 x pairs. The first pass routes each output
-// position's gradient to its arg-max, into the result itself: where input and reference agree
-// (|x - x0| < eps) the ordinary gradient, into the half it belongs to; elsewhere what the window
-// routes, the input's share into the input half and the reference's into the reference half,
-// which the second pass adds up and divides by x - x0 for both halves. A thread owns whole
-// channels (an arg-max shared by overlapping windows is written by one thread, in order), walking
-// them plane by plane for a contiguous input and position by position, all its channels at once,
-// for channels-last.
+// The rows of a max-pooling, for walking its planes in bands: output row r reads input rows
+// [r * stride - padding, r * stride - padding + reach], reach = (kernel - 1) * dilation. A tensor
+// whose spatial dimensions AsPlanar merged into the channels walks as one band.
+struct PoolRows {
+  int64_t in_rows = 1, in_width = 1, out_rows = 1, out_width = 1, stride = 1, padding = 0, reach = 0;
+  PoolRows(const torch::Tensor& x, const torch::Tensor& out, c10::IntArrayRef kernel, c10::IntArrayRef stride_hw,
+           c10::IntArrayRef padding_hw, c10::IntArrayRef dilation) {
+    in_width = x.size(2) * x.size(3);
+    out_width = out.size(2) * out.size(3);
+    if (kernel.empty() || x.size(2) == 1 || out.size(2) == 1) return;  // one band (merged or a single row)
+    in_rows = x.size(2), in_width = x.size(3), out_rows = out.size(2), out_width = out.size(3);
+    stride = stride_hw.empty() ? kernel[0] : stride_hw[0];
+    padding = padding_hw.empty() ? 0 : padding_hw[0];
+    reach = (kernel[0] - 1) * (dilation.empty() ? 1 : dilation[0]);
+  }
+};
+
+// How the summing max-pooling rule's CPU kernels below walk their planar N x C x H x W tensors: in
+// parallel over channels (a thread owns whole channels, so an arg-max shared by overlapping windows
+// is written by one thread, in the order of the output positions, as max-pooling's own backward
+// adds them up), each sample band by band down the output rows, so that what a band reads and
+// writes is still in cache when it is finished: clear(n, c0, c1, p0, p1) zeroes the result's
+// channels [c0, c1) at input positions [p0, p1) before a window first reaches them,
+// route(n, o, c0, c1) adds output position o's shares to their arg-maxes, and
+// finish(n, c0, c1, p0, p1) divides by x - x0 the input rows no later window reaches. A contiguous
+// layout goes one (sample, channel) plane at a time, channels-last with the thread's channels at
+// once.
+template <typename Clear, typename Route, typename Finish>
+void WalkPooledPlanes(bool channels_last, int64_t samples, int64_t channels, const PoolRows& rows, const Clear& clear,
+                      const Route& route, const Finish& finish) {
+  at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = 0; n < samples; ++n) {
+      for (int64_t c0 = begin; c0 < end; c0 = channels_last ? end : c0 + 1) {
+        const int64_t c1 = channels_last ? end : c0 + 1;
+        int64_t cleared = 0, finished = 0;  // input rows
+        for (int64_t r = 0; r < rows.out_rows; ++r) {
+          const bool last = r + 1 == rows.out_rows;
+          const int64_t reached = last ? rows.in_rows
+                                       : std::min(rows.in_rows, r * rows.stride - rows.padding + rows.reach + 1);
+          if (reached > cleared) clear(n, c0, c1, cleared * rows.in_width, reached * rows.in_width);
+          cleared = std::max(cleared, reached);
+          for (int64_t o = r * rows.out_width; o < (r + 1) * rows.out_width; ++o) route(n, o, c0, c1);
+          const int64_t done =
+              last ? rows.in_rows : std::clamp<int64_t>((r + 1) * rows.stride - rows.padding, 0, rows.in_rows);
+          if (done > finished) finish(n, c0, c1, finished * rows.in_width, done * rows.in_width);
+          finished = std::max(finished, done);
+        }
+      }
+    }
+  });
+}
+
+// Runs row(offset_t, offset_u, count, stride_t, stride_u) for each row of channels [c0, c1) at
+// positions [p0, p1) of sample n of planar tensors `t` and `u` (the offsets of the row's first
+// element in each): rows along the channels for channels-last, along the positions otherwise.
+template <typename Row>
+void ForEachRowOf(const Planar& t, const Planar& u, bool channels_last, int64_t n, int64_t c0, int64_t c1, int64_t p0,
+                  int64_t p1, const Row& row) {
+  if (channels_last) {
+    for (int64_t p = p0; p < p1; ++p) row(t.At(n, c0, p), u.At(n, c0, p), c1 - c0, t.c_stride, u.c_stride);
+  } else {
+    for (int64_t c = c0; c < c1; ++c) row(t.At(n, c, p0), u.At(n, c, p0), p1 - p0, t.p_stride, u.p_stride);
+  }
+}
+
+template <typename scalar_t>
+void ClearRow(scalar_t* row, int64_t count, int64_t step) {
+  if (step == 1) {
+    std::fill_n(row, count, scalar_t(0));
+  } else {
+    for (int64_t i = 0; i < count; ++i) row[i * step] = 0;
+  }
+}
+
+// The CPU's summing max-pooling rule of DeepLIFT pairs: the same arithmetic in the same order as
+// the tensor expression in DeepLiftMaxPoolFunction::backward (scatter_add and max-pooling's own
+// backward both add up in the order of the output positions), without its intermediate tensors
+// and layout copies. x, out, indices, g: planar N x C x H x W (AsPlanar), N = 2 x pairs. Each
+// output position's gradient goes to its arg-max: where input and reference agree (|x - x0| < eps)
+// the ordinary gradient, into the half it belongs to; elsewhere what the window routes, the
+// input's share into the input half and the reference's into the reference half; then where
+// they differ both halves get the sum over x - x0 (MaxPoolSharePairRow).
 torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& indices,
-                                         const torch::Tensor& g) {
+                                         const torch::Tensor& g, const PoolRows& rows) {
   const int64_t pairs = x.size(0) / 2, channels = x.size(1);
-  const int64_t out_plane = out.size(2) * out.size(3);
-  const auto format = x.suggest_memory_format();
-  torch::Tensor grad = torch::zeros_like(x, x.options(), format);
+  torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
   const Planar px = PlanarOf(x), py = PlanarOf(out), pi = PlanarOf(indices), pg = PlanarOf(g), po = PlanarOf(grad);
   const bool channels_last = channels > 1 && px.c_stride == 1;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_backward", [&] {
@@ -276,59 +354,46 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
     const int64_t* is = indices.data_ptr<int64_t>();
     scalar_t* gr = grad.data_ptr<scalar_t>();
     const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
-    at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t n = 0; n < pairs; ++n) {
-        const int64_t m = n + pairs;
-        auto agree = [&](int64_t c, int64_t p) { return std::abs(xs[px.At(n, c, p)] - xs[px.At(m, c, p)]) < eps; };
-        // Per output position o, the channels [begin, end) of each tensor from its own base.
-        auto route = [&](int64_t o, int64_t c_begin, int64_t c_end) {
-          const scalar_t* y = ys + py.At(n, 0, o);
-          const scalar_t* y0 = ys + py.At(m, 0, o);
-          const int64_t* a = is + pi.At(n, 0, o);
-          const int64_t* b = is + pi.At(m, 0, o);
-          const scalar_t* ga = gs + pg.At(n, 0, o);
-          const scalar_t* gb = gs + pg.At(m, 0, o);
-          for (int64_t c = c_begin; c < c_end; ++c) {
-            const scalar_t yc = y[c * py.c_stride], y0c = y0[c * py.c_stride], top = std::max(yc, y0c);
-            const int64_t ac = a[c * pi.c_stride], bc = b[c * pi.c_stride];
-            const scalar_t gac = ga[c * pg.c_stride], gbc = gb[c * pg.c_stride];
-            gr[po.At(n, c, ac)] += agree(c, ac) ? gac : gac * (top - y0c);
-            gr[po.At(m, c, bc)] += agree(c, bc) ? gbc : gbc * (yc - top);
-          }
-        };
-        if (channels_last) {
-          for (int64_t o = 0; o < out_plane; ++o) route(o, begin, end);
-        } else {
-          for (int64_t c = begin; c < end; ++c)
-            for (int64_t o = 0; o < out_plane; ++o) route(o, c, c + 1);
-        }
+    const int64_t x_half = pairs * px.n_stride, o_half = pairs * po.n_stride;
+    auto clear = [&](int64_t n, int64_t c0, int64_t c1, int64_t p0, int64_t p1) {
+      for (const int64_t m : {n, n + pairs})
+        ForEachRowOf(po, po, channels_last, m, c0, c1, p0, p1, [&](int64_t at, int64_t, int64_t count, int64_t step, int64_t) {
+          ClearRow(gr + at, count, step);
+        });
+    };
+    const int64_t y_half = pairs * py.n_stride, i_half = pairs * pi.n_stride, g_half = pairs * pg.n_stride;
+    auto route = [&](int64_t n, int64_t o, int64_t c0, int64_t c1) {
+      // Channel c0's elements at output position o, and its planes (input, result) of sample n.
+      const scalar_t* y = ys + py.At(n, c0, o);
+      const int64_t* a = is + pi.At(n, c0, o);
+      const scalar_t* ga = gs + pg.At(n, c0, o);
+      const scalar_t* xc = xs + px.At(n, c0, 0);
+      scalar_t* oc = gr + po.At(n, c0, 0);
+      for (int64_t k = 0; k < c1 - c0; ++k) {
+        const scalar_t yk = y[k * py.c_stride], y0k = y[k * py.c_stride + y_half], top = std::max(yk, y0k);
+        const int64_t ak = a[k * pi.c_stride], bk = a[k * pi.c_stride + i_half];
+        const scalar_t gak = ga[k * pg.c_stride], gbk = ga[k * pg.c_stride + g_half];
+        // The input at its arg-max is its maximum yk, the reference at its own y0k: one read each.
+        const scalar_t x0a = xc[k * px.c_stride + ak * px.p_stride + x_half], xb = xc[k * px.c_stride + bk * px.p_stride];
+        oc[k * po.c_stride + ak * po.p_stride] += std::abs(yk - x0a) < eps ? gak : gak * (top - y0k);
+        oc[k * po.c_stride + bk * po.p_stride + o_half] += std::abs(xb - y0k) < eps ? gbk : gbk * (yk - top);
       }
-    });
-  });
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_multiplier", [&] {
-    const scalar_t* xs = x.data_ptr<scalar_t>();
-    scalar_t* gr = grad.data_ptr<scalar_t>();
-    const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
-    if (x.is_contiguous(format) && grad.is_contiguous(format)) {
-      // One layout, dense: the halves are the two halves of the memory.
-      const int64_t half = x.numel() / 2;
-      at::parallel_for(0, half, 4096, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          const scalar_t dx = xs[i] - xs[i + half];
-          if (!(std::abs(dx) < eps)) gr[i] = gr[i + half] = (gr[i] + gr[i + half]) / dx;
+    };
+    auto finish = [&](int64_t n, int64_t c0, int64_t c1, int64_t p0, int64_t p1) {
+      ForEachRowOf(px, po, channels_last, n, c0, c1, p0, p1,
+                   [&](int64_t at_x, int64_t at_o, int64_t count, int64_t step_x, int64_t step_o) {
+        const scalar_t* xa = xs + at_x;
+        const scalar_t* xr = xa + x_half;
+        scalar_t* in = gr + at_o;
+        scalar_t* ref = in + o_half;
+        if (step_x == 1 && step_o == 1) return MaxPoolSharePairRow(xa, xr, in, ref, count, eps);
+        for (int64_t i = 0; i < count; ++i) {
+          const scalar_t dx = xa[i * step_x] - xr[i * step_x];
+          if (!(std::abs(dx) < eps)) in[i * step_o] = ref[i * step_o] = (in[i * step_o] + ref[i * step_o]) / dx;
         }
       });
-      return;
-    }
-    ForEachPairRow(x, [&](int64_t n, int64_t c0, int64_t p0, int64_t count, bool along_channels) {
-      for (int64_t i = 0; i < count; ++i) {
-        const int64_t c = along_channels ? c0 + i : c0, p = along_channels ? p0 : p0 + i;
-        const scalar_t dx = xs[px.At(n, c, p)] - xs[px.At(n + pairs, c, p)];
-        scalar_t& in = gr[po.At(n, c, p)];
-        scalar_t& ref = gr[po.At(n + pairs, c, p)];
-        if (!(std::abs(dx) < eps)) in = ref = (in + ref) / dx;
-      }
-    });
+    };
+    WalkPooledPlanes(channels_last, pairs, channels, rows, clear, route, finish);
   });
   return grad;
 }
@@ -341,11 +406,9 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
 // All tensors planar, x and x0 (and out and out0, indices and indices0) with the same strides.
 torch::Tensor DeepLiftMaxPoolOfInputsCpu(const torch::Tensor& x, const torch::Tensor& x0, const torch::Tensor& out,
                                          const torch::Tensor& out0, const torch::Tensor& indices,
-                                         const torch::Tensor& indices0, const torch::Tensor& g) {
+                                         const torch::Tensor& indices0, const torch::Tensor& g, const PoolRows& rows) {
   const int64_t samples = x.size(0), channels = x.size(1);
-  const int64_t out_plane = out.size(2) * out.size(3);
-  const auto format = x.suggest_memory_format();
-  torch::Tensor grad = torch::zeros_like(x, x.options(), format);
+  torch::Tensor grad = torch::empty_like(x, x.options(), x.suggest_memory_format());
   const Planar px = PlanarOf(x), py = PlanarOf(out), pi = PlanarOf(indices), pg = PlanarOf(g), po = PlanarOf(grad);
   const bool channels_last = channels > 1 && px.c_stride == 1;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "deeplift_max_pool2d_inputs_backward", [&] {
@@ -358,38 +421,40 @@ torch::Tensor DeepLiftMaxPoolOfInputsCpu(const torch::Tensor& x, const torch::Te
     const int64_t* i0s = indices0.data_ptr<int64_t>();
     scalar_t* gr = grad.data_ptr<scalar_t>();
     const scalar_t eps = static_cast<scalar_t>(kDeepLiftEps);
-    at::parallel_for(0, channels, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t n = 0; n < samples; ++n) {
-        auto agree = [&](int64_t c, int64_t p) { return std::abs(xs[px.At(n, c, p)] - rs[px.At(n, c, p)]) < eps; };
-        auto route = [&](int64_t o, int64_t c_begin, int64_t c_end) {
-          const scalar_t* y = ys + py.At(n, 0, o);
-          const scalar_t* y0 = y0s + py.At(n, 0, o);
-          const int64_t* a = is + pi.At(n, 0, o);
-          const int64_t* b = i0s + pi.At(n, 0, o);
-          const scalar_t* gv = gs + pg.At(n, 0, o);
-          for (int64_t c = c_begin; c < c_end; ++c) {
-            const scalar_t yc = y[c * py.c_stride], y0c = y0[c * py.c_stride], top = std::max(yc, y0c);
-            const int64_t ac = a[c * pi.c_stride], bc = b[c * pi.c_stride];
-            const scalar_t gc = gv[c * pg.c_stride];
-            gr[po.At(n, c, ac)] += agree(c, ac) ? gc : gc * (top - y0c);
-            if (!agree(c, bc)) gr[po.At(n, c, bc)] += gc * (yc - top);
-          }
-        };
-        if (channels_last) {
-          for (int64_t o = 0; o < out_plane; ++o) route(o, begin, end);
-        } else {
-          for (int64_t c = begin; c < end; ++c)
-            for (int64_t o = 0; o < out_plane; ++o) route(o, c, c + 1);
+    auto clear = [&](int64_t n, int64_t c0, int64_t c1, int64_t p0, int64_t p1) {
+      ForEachRowOf(po, po, channels_last, n, c0, c1, p0, p1, [&](int64_t at, int64_t, int64_t count, int64_t step, int64_t) {
+        ClearRow(gr + at, count, step);
+      });
+    };
+    auto route = [&](int64_t n, int64_t o, int64_t c0, int64_t c1) {
+      // Channel c0's elements at output position o, and its planes (input, result) of sample n.
+      const int64_t yo = py.At(n, c0, o), io = pi.At(n, c0, o), xo = px.At(n, c0, 0);
+      const scalar_t* gv = gs + pg.At(n, c0, o);
+      scalar_t* oc = gr + po.At(n, c0, 0);
+      for (int64_t k = 0; k < c1 - c0; ++k) {
+        const scalar_t yk = ys[yo + k * py.c_stride], y0k = y0s[yo + k * py.c_stride], top = std::max(yk, y0k);
+        const int64_t ak = is[io + k * pi.c_stride], bk = i0s[io + k * pi.c_stride];
+        // The input at its arg-max is its maximum yk, the reference at its own y0k: one read each.
+        const scalar_t x0a = rs[xo + k * px.c_stride + ak * px.p_stride], xb = xs[xo + k * px.c_stride + bk * px.p_stride];
+        const scalar_t gk = gv[k * pg.c_stride];
+        oc[k * po.c_stride + ak * po.p_stride] += std::abs(yk - x0a) < eps ? gk : gk * (top - y0k);
+        if (!(std::abs(xb - y0k) < eps)) oc[k * po.c_stride + bk * po.p_stride] += gk * (yk - top);
+      }
+    };
+    auto finish = [&](int64_t n, int64_t c0, int64_t c1, int64_t p0, int64_t p1) {
+      ForEachRowOf(px, po, channels_last, n, c0, c1, p0, p1,
+                   [&](int64_t at_x, int64_t at_o, int64_t count, int64_t step_x, int64_t step_o) {
+        const scalar_t* xa = xs + at_x;
+        const scalar_t* xr = rs + at_x;
+        scalar_t* in = gr + at_o;
+        if (step_x == 1 && step_o == 1) return MaxPoolShareInputRow(xa, xr, in, count, eps);
+        for (int64_t i = 0; i < count; ++i) {
+          const scalar_t dx = xa[i * step_x] - xr[i * step_x];
+          if (!(std::abs(dx) < eps)) in[i * step_o] /= dx;
         }
-      }
-    });
-    ForEachRow(x, samples, [&](int64_t n, int64_t c0, int64_t p0, int64_t count, bool along_channels) {
-      for (int64_t i = 0; i < count; ++i) {
-        const int64_t c = along_channels ? c0 + i : c0, p = along_channels ? p0 : p0 + i;
-        const scalar_t dx = xs[px.At(n, c, p)] - rs[px.At(n, c, p)];
-        if (!(std::abs(dx) < eps)) gr[po.At(n, c, p)] /= dx;
-      }
-    });
+      });
+    };
+    WalkPooledPlanes(channels_last, samples, channels, rows, clear, route, finish);
   });
   return grad;
 }
@@ -411,7 +476,8 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
       const torch::Tensor px = AsPlanar(x), px0 = AsPlanar(x0), py = AsPlanar(out), py0 = AsPlanar(out0);
       const torch::Tensor pi = AsPlanar(indices), pi0 = AsPlanar(indices0);
       if (px.strides() == px0.strides() && py.strides() == py0.strides() && pi.strides() == pi0.strides())
-        return DeepLiftMaxPoolOfInputsCpu(px, px0, py, py0, pi, pi0, AsPlanar(g));
+        return DeepLiftMaxPoolOfInputsCpu(px, px0, py, py0, pi, pi0, AsPlanar(g),
+                                          PoolRows(px, py, kernel, stride, padding, dilation));
     }
     const torch::Tensor top = at::max(out, out0);
     const torch::Tensor share = g * (top - out0), share0 = g * (out - top);
@@ -472,8 +538,10 @@ class DeepLiftMaxPoolFunction : public torch::autograd::Function<DeepLiftMaxPool
     }
     if (!overwrite && CpuKernelServes(x_saved) && x_saved.dim() == 4 &&
         x_saved.size(0) % 2 == 0) {
-      const torch::Tensor grad_in = DeepLiftMaxPoolBackwardCpu(
-          AsPlanar(x_saved), AsPlanar(out), AsPlanar(indices), AsPlanar(grad_outputs[0].to(x_saved.scalar_type())));
+      const torch::Tensor px = AsPlanar(x_saved), py = AsPlanar(out);
+      const torch::Tensor grad_in =
+          DeepLiftMaxPoolBackwardCpu(px, py, AsPlanar(indices), AsPlanar(grad_outputs[0].to(x_saved.scalar_type())),
+                                     PoolRows(px, py, kernel, stride, padding, dilation));
       return {grad_in, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
     // Elsewhere (CUDA, --max-pool unpool), tensor operations, in one layout for the index

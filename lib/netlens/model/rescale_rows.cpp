@@ -9,8 +9,10 @@ void RescalePairRow(const scalar_t* __restrict xa, const scalar_t* __restrict xr
                     const Rescale<scalar_t> rule) {
 #pragma omp simd
   for (int64_t i = 0; i < count; ++i) {
-    oa[i] = ga[i] * rule.Multiplier(xa[i], xr[i]);
-    orf[i] = gr[i] * rule.Multiplier(xr[i], xa[i]);
+    scalar_t ma, mr;
+    rule.PairMultipliers(xa[i], xr[i], ma, mr);
+    oa[i] = ga[i] * ma;
+    orf[i] = gr[i] * mr;
   }
 }
 
@@ -21,11 +23,42 @@ void RescaleInputRow(const scalar_t* __restrict xa, const scalar_t* __restrict x
   for (int64_t i = 0; i < count; ++i) oa[i] = ga[i] * rule.Multiplier(xa[i], xr[i]);
 }
 
+template <typename scalar_t>
+void MaxPoolSharePairRow(const scalar_t* __restrict xa, const scalar_t* __restrict xr, scalar_t* __restrict ga,
+                         scalar_t* __restrict gr, int64_t count, const scalar_t eps) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) {
+    // Both chosen before either is stored: GCC keeps a loop that stores under a condition scalar.
+    const scalar_t dx = xa[i] - xr[i], adx = dx < 0 ? -dx : dx;
+    const scalar_t a = ga[i], r = gr[i], shared = (a + r) / dx;
+    const scalar_t new_a = adx < eps ? a : shared;
+    const scalar_t new_r = adx < eps ? r : shared;
+    ga[i] = new_a;
+    gr[i] = new_r;
+  }
+}
+
+template <typename scalar_t>
+void MaxPoolShareInputRow(const scalar_t* __restrict xa, const scalar_t* __restrict xr, scalar_t* __restrict ga,
+                          int64_t count, const scalar_t eps) {
+#pragma omp simd
+  for (int64_t i = 0; i < count; ++i) {
+    const scalar_t dx = xa[i] - xr[i], adx = dx < 0 ? -dx : dx;
+    const scalar_t shared = ga[i] / dx;
+    ga[i] = adx < eps ? ga[i] : shared;
+  }
+}
+
 template void RescalePairRow<float>(const float*, const float*, const float*, const float*, float*, float*, int64_t,
                                     Rescale<float>);
 template void RescalePairRow<double>(const double*, const double*, const double*, const double*, double*, double*,
                                      int64_t, Rescale<double>);
 template void RescaleInputRow<float>(const float*, const float*, const float*, float*, int64_t, Rescale<float>);
 template void RescaleInputRow<double>(const double*, const double*, const double*, double*, int64_t, Rescale<double>);
+
+template void MaxPoolSharePairRow<float>(const float*, const float*, float*, float*, int64_t, float);
+template void MaxPoolSharePairRow<double>(const double*, const double*, double*, double*, int64_t, double);
+template void MaxPoolShareInputRow<float>(const float*, const float*, float*, int64_t, float);
+template void MaxPoolShareInputRow<double>(const double*, const double*, double*, int64_t, double);
 
 }  // namespace netlens
