@@ -271,28 +271,35 @@ int ReadGif(const std::string& bytes, std::vector<cv::Vec3b>* first_pixels) {
 }
 
 // The Gram style loss and its gradient (netlens computes the Gram matrix's backward by hand)
-// equal the formula written out with autograd's matrix product: mean((F F^T / n - T)^2).
+// equal the formula written out with autograd's matrix product: mean((F F^T / n - T)^2), for
+// contiguous and channels-last activations; a channels-last one gets its gradient in its own
+// layout (read as hw x C, no transposing copy).
 TEST(Style, GramLossAndGradientEqualTheFormula) {
-  auto g = at::detail::createCPUGenerator(3);
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  const std::vector<torch::Tensor> style{torch::randn({1, 4, 5, 6}, g, opts), torch::randn({1, 3, 2, 7}, g, opts)};
-  const optvis::StyleTarget target = optvis::StyleStatistics(style, optvis::StyleMetric::kGram);
-  std::vector<torch::Tensor> x{torch::randn({1, 4, 5, 6}, g, opts).requires_grad_(), torch::randn({1, 3, 2, 7}, g, opts).requires_grad_()};
-  const auto losses = optvis::StyleLosses(x, target, optvis::StyleMetric::kGram, g);
-  ASSERT_EQ(losses.size(), 2u);
-  const auto grads = torch::autograd::grad({losses[0] + 2 * losses[1]}, {x[0], x[1]});
-  std::vector<torch::Tensor> y{x[0].detach().clone().requires_grad_(), x[1].detach().clone().requires_grad_()};
-  torch::Tensor expected = torch::zeros({}, opts);
-  for (size_t i = 0; i < 2; ++i) {
-    const torch::Tensor fy = y[i].reshape({y[i].size(1), -1}), fs = style[i].reshape({style[i].size(1), -1});
-    const torch::Tensor e = (torch::mm(fy, fy.t()) / fy.numel() - torch::mm(fs, fs.t()) / fs.numel()).pow(2).mean();
-    EXPECT_NEAR(losses[i].item<double>(), e.item<double>(), 1e-14);
-    expected = expected + (i == 0 ? 1.0 : 2.0) * e;
+  for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    auto g = at::detail::createCPUGenerator(3);
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+    const std::vector<torch::Tensor> style{torch::randn({1, 4, 5, 6}, g, opts).contiguous(format),
+                                           torch::randn({1, 3, 2, 7}, g, opts)};
+    const optvis::StyleTarget target = optvis::StyleStatistics(style, optvis::StyleMetric::kGram);
+    std::vector<torch::Tensor> x{torch::randn({1, 4, 5, 6}, g, opts).contiguous(format).requires_grad_(),
+                                 torch::randn({1, 3, 2, 7}, g, opts).contiguous(format).requires_grad_()};
+    const auto losses = optvis::StyleLosses(x, target, optvis::StyleMetric::kGram, g);
+    ASSERT_EQ(losses.size(), 2u);
+    const auto grads = torch::autograd::grad({losses[0] + 2 * losses[1]}, {x[0], x[1]});
+    std::vector<torch::Tensor> y{x[0].detach().contiguous().requires_grad_(), x[1].detach().contiguous().requires_grad_()};
+    torch::Tensor expected = torch::zeros({}, opts);
+    for (size_t i = 0; i < 2; ++i) {
+      const torch::Tensor fy = y[i].reshape({y[i].size(1), -1}), fs = style[i].reshape({style[i].size(1), -1});
+      const torch::Tensor e = (torch::mm(fy, fy.t()) / fy.numel() - torch::mm(fs, fs.t()) / fs.numel()).pow(2).mean();
+      EXPECT_NEAR(losses[i].item<double>(), e.item<double>(), 1e-14) << format;
+      expected = expected + (i == 0 ? 1.0 : 2.0) * e;
+    }
+    const auto reference = torch::autograd::grad({expected}, {y[0], y[1]});
+    EXPECT_TRUE(test::AllClose(grads[0], reference[0], 1e-13)) << format;
+    EXPECT_TRUE(test::AllClose(grads[1], reference[1], 1e-13)) << format;
+    EXPECT_GT(grads[0].abs().max().item<double>(), 1e-5);
+    for (const auto& grad : grads) EXPECT_EQ(grad.suggest_memory_format(), format);
   }
-  const auto reference = torch::autograd::grad({expected}, {y[0], y[1]});
-  EXPECT_TRUE(test::AllClose(grads[0], reference[0], 1e-13));
-  EXPECT_TRUE(test::AllClose(grads[1], reference[1], 1e-13));
-  EXPECT_GT(grads[0].abs().max().item<double>(), 1e-5);
 }
 
 TEST(Gif, EncodesFramesThatDecodeBack) {

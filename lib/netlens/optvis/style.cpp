@@ -1,5 +1,10 @@
 #include "netlens/optvis/style.h"
 
+#include <dlfcn.h>
+
+#include <climits>
+#include <type_traits>
+
 #include "netlens/core/errors.h"
 #include "netlens/optvis/picture.h"
 
@@ -10,26 +15,78 @@ namespace {
 
 torch::Tensor Flat(const torch::Tensor& f) { return f.reshape({f.size(1), -1}); }  // C x hw
 
+// BLAS's symmetric rank-k update (syrk) from the BLAS the process already has (LibTorch's:
+// OpenBLAS, MKL or the netlib reference, which all carry the CBLAS interface), looked up at run
+// time rather than linked, so a build without one still runs. CBLAS' enumerations as ints.
+template <typename T>
+using SyrkFn = void (*)(int order, int uplo, int trans, int n, int k, T alpha, const T* a, int lda, T beta, T* c,
+                        int ldc);
+template <typename T>
+SyrkFn<T> Syrk() {
+  static const SyrkFn<T> fn = reinterpret_cast<SyrkFn<T>>(
+      dlsym(RTLD_DEFAULT, std::is_same<T, float>::value ? "cblas_ssyrk" : "cblas_dsyrk"));
+  return fn;
+}
+
+template <typename T>
+torch::Tensor SymmetricProductOf(const torch::Tensor& m, bool rows, double scale) {
+  const SyrkFn<T> syrk = Syrk<T>();
+  if (!syrk) return {};
+  constexpr int kRowMajor = 101, kUpper = 121, kNoTrans = 111, kTrans = 112;
+  const int n = static_cast<int>(m.size(rows ? 1 : 0)), k = static_cast<int>(m.size(rows ? 0 : 1));
+  torch::Tensor out = torch::empty({n, n}, m.options());
+  T* g = out.data_ptr<T>();
+  syrk(kRowMajor, kUpper, rows ? kTrans : kNoTrans, n, k, static_cast<T>(scale), m.data_ptr<T>(),
+       static_cast<int>(m.size(1)), T(0), g, n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i + 1; j < n; ++j) g[j * n + i] = g[i * n + j];
+  return out;
+}
+
+// scale * M M^T (or M^T M with `rows`) of a contiguous CPU matrix by one syrk, which computes
+// one triangle of the product, half a general product's arithmetic, then mirrors it; undefined
+// where no syrk serves (another device or type, no CBLAS in the process, sizes beyond int).
+torch::Tensor SymmetricProduct(const torch::Tensor& m, bool rows, double scale) {
+  if (!m.is_cpu() || !m.is_contiguous() || m.dim() != 2 || m.size(0) > INT_MAX || m.size(1) > INT_MAX) return {};
+  if (m.scalar_type() == torch::kFloat32) return SymmetricProductOf<float>(m, rows, scale);
+  if (m.scalar_type() == torch::kFloat64) return SymmetricProductOf<double>(m, rows, scale);
+  return {};
+}
+
 // F F^T / n with a backward of one matrix product instead of autograd's two for mm(F, F^T): the
 // Gram matrix is symmetric in F, so dL/dF = (dL/dG + dL/dG^T) F / n. The products are most of a
 // style step on small networks (SqueezeNet at 256 px: as long as the convolutions' forward and
-// backward together).
+// backward together). `rows`: the features come as their transpose, hw x C (a channels-last
+// activation's memory), so G = X^T X / n and dL/dX = X (dL/dG + dL/dG^T) / n, and the gradient
+// keeps the activation's layout: no transposing copy either way.
 class SelfGram : public torch::autograd::Function<SelfGram> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& flat) {
-    ctx->save_for_backward({flat});
-    return torch::mm(flat, flat.t()).div_(static_cast<double>(flat.numel()));
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& m, bool rows) {
+    ctx->save_for_backward({m});
+    ctx->saved_data["rows"] = rows;
+    torch::Tensor gram = SymmetricProduct(m, rows, 1.0 / static_cast<double>(m.numel()));
+    if (!gram.defined()) gram = (rows ? torch::mm(m.t(), m) : torch::mm(m, m.t())).div_(static_cast<double>(m.numel()));
+    return gram;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const torch::Tensor flat = ctx->get_saved_variables()[0];
-    const torch::Tensor& g = grads[0];
-    return {torch::mm(g + g.t(), flat).div_(static_cast<double>(flat.numel()))};
+    const torch::Tensor m = ctx->get_saved_variables()[0];
+    const torch::Tensor s = grads[0] + grads[0].t();
+    const torch::Tensor grad = ctx->saved_data["rows"].toBool() ? torch::mm(m, s) : torch::mm(s, m);
+    return {grad.div_(static_cast<double>(m.numel())), torch::Tensor()};
   }
 };
 
+// The Gram matrix of one activation (1 x C x H x W) from its memory as it is: a channels-last
+// one read as hw x C.
+torch::Tensor SelfGramOf(const torch::Tensor& f) {
+  if (f.dim() == 4 && f.size(0) == 1 && !f.is_contiguous() && f.is_contiguous(torch::MemoryFormat::ChannelsLast))
+    return SelfGram::apply(f.permute({0, 2, 3, 1}).reshape({-1, f.size(1)}), true);
+  return SelfGram::apply(Flat(f).contiguous(), false);
+}
+
 torch::Tensor Gram(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.is_same(b)) return SelfGram::apply(Flat(a).contiguous());
+  if (a.is_same(b)) return SelfGramOf(a);
   const torch::Tensor fa = Flat(a), fb = Flat(b);
   return torch::matmul(fa, fb.t()) / static_cast<double>(fa.numel());
 }
