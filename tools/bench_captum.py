@@ -5,12 +5,15 @@ that docs/performance.md can put the two side by side (same machine, same LibTor
     PYTHONPATH=/path/to/captum /usr/bin/python3 tools/bench_captum.py resnet18.pt cat.png
 
 Captum is not a dependency of netlens and is not installed by tools/setup.sh: bring its source
-(any release that supports torch 1.13) and point PYTHONPATH at it; kernel-shap and lime need
-scikit-learn (Debian python3-sklearn). Preprocessing mirrors
+(any release that supports torch 1.13; 0.8.0 imports matplotlib and tqdm, Debian
+python3-matplotlib and python3-tqdm) and point PYTHONPATH at it; kernel-shap and lime need
+scikit-learn (Debian python3-sklearn). The shared SqueezeNet (`--arch squeezenet1_0`), which
+carries its own preprocessing, is rebuilt by tools/squeezenet_eager.py. Preprocessing mirrors
 netlens' default (shorter side to 256, centre crop 224, ImageNet mean/std). Prints one row per
 technique: median milliseconds of the attribution call over --repeat runs (after one warm-up).
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -19,7 +22,7 @@ import torch
 from PIL import Image
 
 
-def load_image(path, size=224, crop_pct=0.875):
+def load_image(path, size=224, crop_pct=0.875, normalize=True):
     img = Image.open(path).convert("RGB")
     short = int(size / crop_pct)
     w, h = img.size
@@ -31,6 +34,8 @@ def load_image(path, size=224, crop_pct=0.875):
     left, top = round((w - size) / 2), round((h - size) / 2)
     img = img.crop((left, top, left + size, top + size))
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    if not normalize:
+        return x.unsqueeze(0)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
     return ((x - mean) / std).unsqueeze(0)
@@ -65,17 +70,28 @@ def main():
 
     torch.set_num_threads(args.threads)
     import torchvision.models as tvm
-    model = getattr(tvm, args.arch)()
-    model.load_state_dict(torch.jit.load(args.model).state_dict())
+    scripted = torch.jit.load(args.model)
+    preprocessed = any(k.startswith("preprocess.") for k in scripted.state_dict())
+    if preprocessed and args.arch == "squeezenet1_0":
+        # The shared SqueezeNet carries its preprocessing: the eager copy keeps it, and the
+        # image goes in as netlens hands it to that model (RGB in [0, 1]).
+        import squeezenet_eager
+        model = squeezenet_eager.load(os.path.dirname(os.path.abspath(args.model)))[1].float()
+    else:
+        model = getattr(tvm, args.arch)()
+        model.load_state_dict(scripted.state_dict())
     model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    x = load_image(args.image)
+    x = load_image(args.image, normalize=not preprocessed)
     with torch.no_grad():
         target = int(model(x).argmax(1))
-    layer = model
-    for part in args.layer.split("."):
-        layer = getattr(layer, part)
+
+    def layer():
+        module = model
+        for part in args.layer.split("."):
+            module = getattr(module, part)
+        return module
 
     # The 49 tiles of `netlens ... --segmentation grid --segments 49` as Captum's feature mask.
     side = int(np.ceil(np.sqrt(x.shape[2] * x.shape[3] / 49)))
@@ -84,7 +100,7 @@ def main():
     mask = mask.view(1, 1, x.shape[2], x.shape[3])
     rows = {
         "saliency": ("", lambda: Saliency(model).attribute(x, target=target)),
-        "gradcam": (args.layer, lambda: LayerGradCam(model, layer).attribute(x, target=target)),
+        "gradcam": (args.layer, lambda: LayerGradCam(model, layer()).attribute(x, target=target)),
         "integrated-gradients": ("50 steps, batch 16", lambda: IntegratedGradients(model).attribute(
             x, target=target, n_steps=50, internal_batch_size=16, method="gausslegendre")),
         "smoothgrad": ("50 samples, batch 16", lambda: NoiseTunnel(Saliency(model)).attribute(
