@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "apps/netlens/cli.h"
+#include "netlens/core/blas.h"
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 
@@ -34,6 +35,7 @@ void TuneAllocator() {
 
 int main(int argc, char** argv) {
   TuneAllocator();
+  netlens::ChooseBlasKernels();
   try {
     return netlens::RunCommandLine(argc, argv);
   } catch (const netlens::UsageError& e) {

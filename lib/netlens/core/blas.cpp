@@ -4,10 +4,30 @@
 #include <link.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace netlens {
 namespace {
+
+std::string& KernelsChanged() {
+  static std::string changed;
+  return changed;
+}
+
+// The kernels OpenBLAS's gotoblas_dynamic_init falls back to for a CPU it does not know, from
+// the features the CPU and the operating system support; "" where it would keep Prescott.
+const char* FallbackCoreType() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  if (__builtin_cpu_supports("avx")) return "Sandybridge";
+#endif
+  return "";
+}
 
 int CollectBlas(struct dl_phdr_info* info, size_t, void* data) {
   auto* found = static_cast<std::string*>(data);
@@ -28,6 +48,7 @@ int CollectBlas(struct dl_phdr_info* info, size_t, void* data) {
 BlasInfo DetectBlas() {
   BlasInfo info;
   dl_iterate_phdr(CollectBlas, &info.library);
+  info.kernels_changed = KernelsChanged();
   using ConfigFn = char* (*)();
   if (auto fn = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
     info.name = std::string("OpenBLAS (") + fn() + ")";
@@ -52,10 +73,31 @@ BlasInfo DetectBlas() {
   return info;
 }
 
+void ChooseBlasKernels() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  using NameFn = char* (*)();
+  using InitFn = void (*)();
+  auto corename = reinterpret_cast<NameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  auto quit = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  auto init = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  if (corename == nullptr || quit == nullptr || init == nullptr) return;  // not a DYNAMIC_ARCH OpenBLAS
+  const std::string before = corename();
+  if (before != "Prescott") return;
+  const char* wanted = FallbackCoreType();
+  if (*wanted == '\0') return;  // a real SSE3-only CPU
+  setenv("OPENBLAS_CORETYPE", wanted, 1);
+  quit();
+  init();
+  unsetenv("OPENBLAS_CORETYPE");
+  KernelsChanged() = "its " + std::string(corename()) + " kernels: this OpenBLAS does not know the CPU and chose its generic " +
+                     before + " ones (set OPENBLAS_CORETYPE to choose)";
+}
+
 std::string DescribeBlas(const BlasInfo& info) {
   std::string text = "BLAS: " + info.name;
   if (!info.threading.empty()) text += ", " + info.threading + " threads";
   if (!info.library.empty()) text += " from " + info.library;
+  if (!info.kernels_changed.empty()) text += "; netlens runs " + info.kernels_changed;
   if (info.competing_threads)
     text += "; its thread pool competes with LibTorch's OpenMP threads (matrix products up to 2x "
             "slower): install libopenblas0-openmp (Debian) and rebuild netlens, which then loads it";

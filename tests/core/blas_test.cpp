@@ -1,0 +1,74 @@
+#include "netlens/core/blas.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace netlens {
+namespace {
+
+using NameFn = char* (*)();
+using InitFn = void (*)();
+
+struct DynamicOpenBlas {
+  NameFn corename = reinterpret_cast<NameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  InitFn quit = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  InitFn init = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  bool available() const { return corename && quit && init; }
+  // What OpenBLAS does at load, with OPENBLAS_CORETYPE as given ("" = unset).
+  void Load(const char* coretype) const {
+    if (*coretype) setenv("OPENBLAS_CORETYPE", coretype, 1);
+    else unsetenv("OPENBLAS_CORETYPE");
+    quit();
+    init();
+  }
+};
+
+// A float32 product through the BLAS against the same product in float64.
+void ExpectProductsRight() {
+  torch::manual_seed(3);
+  const auto a = torch::randn({193, 257}), b = torch::randn({257, 131});
+  const auto exact = torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64));
+  EXPECT_LT((torch::mm(a, b).to(torch::kFloat64) - exact).abs().max().item<double>(), 1e-3);
+}
+
+// OpenBLAS on a CPU it does not know ends on its Prescott kernels (simulated here by loading them
+// as OPENBLAS_CORETYPE would); ChooseBlasKernels replaces them with what the CPU supports, says
+// so, and leaves no variable behind. A user's OPENBLAS_CORETYPE is kept.
+TEST(Blas, ReplacesTheGenericKernelsOfAnUnknownCpu) {
+  const DynamicOpenBlas blas;
+  if (!blas.available()) GTEST_SKIP() << "not a DYNAMIC_ARCH OpenBLAS: " << DescribeBlas(DetectBlas());
+  const char* user = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = user ? user : "";
+  const std::string native = (blas.Load(""), blas.corename());
+
+  blas.Load("Prescott");
+  unsetenv("OPENBLAS_CORETYPE");
+  ChooseBlasKernels();
+  EXPECT_EQ(std::getenv("OPENBLAS_CORETYPE"), nullptr);
+  const std::string chosen = blas.corename();
+  if (__builtin_cpu_supports("avx")) {
+    EXPECT_NE(chosen, "Prescott");
+    const std::string said = DetectBlas().kernels_changed;
+    EXPECT_NE(said.find(chosen), std::string::npos) << said;
+    EXPECT_NE(said.find("Prescott"), std::string::npos) << said;
+    EXPECT_NE(DescribeBlas(DetectBlas()).find("OPENBLAS_CORETYPE"), std::string::npos);
+  } else {
+    EXPECT_EQ(chosen, "Prescott");
+  }
+  ExpectProductsRight();
+
+  blas.Load("Prescott");  // the user asked for them: kept
+  ChooseBlasKernels();
+  EXPECT_EQ(std::string(blas.corename()), "Prescott");
+  ExpectProductsRight();
+
+  blas.Load(saved.c_str());  // as the process started
+  if (saved.empty()) EXPECT_EQ(std::string(blas.corename()), native);
+}
+
+}  // namespace
+}  // namespace netlens
