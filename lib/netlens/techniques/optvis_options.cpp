@@ -13,7 +13,8 @@ namespace netlens {
 OptionTable OptimizationOptions(const OptimizationDefaults& d) {
   return {
       {"steps", OptionType::kInt, "optimization steps", d.steps, {}, 1.0, 1e6},
-      {"lr", OptionType::kFloat, "learning rate (Adam) or step length (L-BFGS)", d.lr, {}, 1e-8, 1e3},
+      {"lr", OptionType::kFloat, "learning rate (Adam; default 0.05) or step length (L-BFGS; default 1.0)",
+       nullptr, {}, 1e-8, 1e3},
       {"optimizer", OptionType::kString, "adam, or lbfgs (one evaluation per step)", d.optimizer, {"adam", "lbfgs"}},
       {"param", OptionType::kString, "parameterization of the picture", d.param, {"fft", "pixel"}},
       {"decorrelate", OptionType::kBool, "decorrelated colour (Lucid's ImageNet colour matrix)", true},
@@ -83,8 +84,10 @@ optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& mode
 optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what) {
   optvis::OptimizeOptions o;
   o.steps = p.Int("steps");
-  o.lr = p.Float("lr");
   o.optimizer = p.Str("optimizer");
+  o.lr = p.IsSet("lr") ? p.Float("lr") : o.optimizer == "adam" ? kAdamLr : kLbfgsLr;
+  if (!p.IsSet("lr") && p.IsSet("optimizer"))
+    Log().info("{}: {} at its default step size, --lr {}", what, o.optimizer, o.lr);
   if (p.IsSet("thresholds")) o.thresholds = p.Ints("thresholds");
   o.frames = p.Int("frames");
   o.progress = p.Str("progress");

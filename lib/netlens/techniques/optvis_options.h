@@ -14,6 +14,12 @@
 
 namespace netlens {
 
+// The step size where --lr is not given, by optimizer: Lucid's Adam learning rate, and the full
+// step of L-BFGS (LibTorch's default, the PyTorch style tutorial's). Each is far off for the
+// other: Adam at 1.0 moves a pixel by the whole value range per step.
+constexpr double kAdamLr = 0.05;
+constexpr double kLbfgsLr = 1.0;
+
 // steps, lr, optimizer, param, decorrelate, valid, transforms, upsample, thresholds, frames, seed,
 // progress, with the technique's defaults.
 struct OptimizationDefaults {
@@ -22,7 +28,6 @@ struct OptimizationDefaults {
   std::string param = "fft";
   std::string valid = "sigmoid";
   std::string optimizer = "adam";
-  double lr = 0.05;
   int64_t frames = 32;
 };
 OptionTable OptimizationOptions(const OptimizationDefaults& defaults);

@@ -207,9 +207,9 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   optvis::OptimizeOptions oo = OptimizeOptionsFrom(p, "style " + names);
   if (metric == optvis::StyleMetric::kSlicedWasserstein && !p.IsSet("optimizer")) {
     // New random directions at every step make the loss stochastic, which L-BFGS' curvature
-    // estimates do not expect: Adam (lr 0.05 unless given) by default for this metric.
+    // estimates do not expect: Adam (at its own default step unless --lr) for this metric.
     oo.optimizer = "adam";
-    if (!p.IsSet("lr")) oo.lr = 0.05;
+    if (!p.IsSet("lr")) oo.lr = kAdamLr;
     Log().info("style: sliced-wasserstein optimizes with Adam, lr {} (--optimizer lbfgs to override)", oo.lr);
   }
   const optvis::OptimizeResult result = optvis::Optimize(*param, value, oo);
@@ -251,7 +251,6 @@ TechniqueInfo StyleTechnique() {
   defaults.param = "pixel";
   defaults.valid = "clamp";
   defaults.optimizer = "lbfgs";
-  defaults.lr = 1.0;
   defaults.frames = 30;
   for (auto& o : OptimizationOptions(defaults)) options.push_back(o);
   TechniqueInfo info{"style", "neural style transfer (Gatys): the content image in the style of others",
