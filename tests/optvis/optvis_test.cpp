@@ -11,6 +11,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/image/gif.h"
 #include "netlens/image/npy.h"
+#include "netlens/optvis/lbfgs.h"
 #include "netlens/optvis/objective.h"
 #include "netlens/optvis/optimize.h"
 #include "netlens/optvis/param.h"
@@ -299,6 +300,70 @@ TEST(Style, GramLossAndGradientEqualTheFormula) {
     EXPECT_TRUE(test::AllClose(grads[1], reference[1], 1e-13)) << format;
     EXPECT_GT(grads[0].abs().max().item<double>(), 1e-5);
     for (const auto& grad : grads) EXPECT_EQ(grad.suggest_memory_format(), format);
+  }
+}
+
+// A smooth non-quadratic loss of two parameter tensors (one of them channels-last): sum of
+// (A x - b)^2 / 2 + 0.1 sum log(cosh(x)) over their concatenation.
+torch::Tensor LbfgsTestLoss(const std::vector<torch::Tensor>& params, const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor x = torch::cat({params[0].reshape({-1}), params[1].reshape({-1})});
+  return 0.5 * (torch::mv(a, x) - b).pow(2).sum() + 0.1 * torch::log(torch::cosh(x)).sum();
+}
+
+// netlens' L-BFGS takes LibTorch's iterates (LBFGS with max_iter 1, no line search): 40 steps in
+// float64 with a history of 5 (so that old pairs leave it), then the fused two-loop recursion
+// against the recursion in tensor operations in float32 and float64.
+TEST(Lbfgs, TakesLibTorchsStepsAndFusesTheRecursionExactly) {
+  torch::manual_seed(11);
+  const int64_t n = 2 * 3 * 7 * 5;
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  const torch::Tensor a = torch::randn({n + 17, n}, opts) / std::sqrt(static_cast<double>(n)), b = torch::randn({n + 17}, opts);
+  auto start = [&] {
+    torch::manual_seed(12);
+    return std::vector<torch::Tensor>{
+        torch::randn({1, 3, 7, 5}, opts).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(),
+        torch::randn({n - 105}, opts).requires_grad_()};
+  };
+  std::vector<torch::Tensor> mine = start(), theirs = start();
+  theirs[0] = theirs[0].detach().contiguous().requires_grad_();  // LibTorch's flattens with view()
+  optvis::Lbfgs lbfgs(mine, 0.8, 5);
+  torch::optim::LBFGS reference(theirs, torch::optim::LBFGSOptions(0.8).max_iter(1).history_size(5));
+  auto closure = [&](std::vector<torch::Tensor>& p) {
+    return [&] {
+      for (auto& t : p) t.mutable_grad() = torch::Tensor();
+      torch::Tensor loss = LbfgsTestLoss(p, a, b);
+      loss.backward();
+      return loss.detach();
+    };
+  };
+  const double first = LbfgsTestLoss(mine, a, b).item<double>();
+  for (int step = 0; step < 40; ++step) {
+    lbfgs.Step(closure(mine));
+    reference.step(closure(theirs));
+    for (size_t i = 0; i < mine.size(); ++i)
+      ASSERT_LT((mine[i] - theirs[i]).abs().max().item<double>(), 1e-10) << "step " << step << " tensor " << i;
+  }
+  EXPECT_LT(LbfgsTestLoss(mine, a, b).item<double>(), first / 5);
+
+  // The same problem in float32, for a history in float32.
+  std::vector<torch::Tensor> single{mine[0].detach().to(torch::kFloat32).requires_grad_(),
+                                    mine[1].detach().to(torch::kFloat32).requires_grad_()};
+  optvis::Lbfgs lbfgs32(single, 0.8, 5);
+  const torch::Tensor a32 = a.to(torch::kFloat32), b32 = b.to(torch::kFloat32);
+  for (int step = 0; step < 12; ++step)
+    lbfgs32.Step([&] {
+      for (auto& t : single) t.mutable_grad() = torch::Tensor();
+      torch::Tensor loss = LbfgsTestLoss(single, a32, b32);
+      loss.backward();
+      return loss.detach();
+    });
+  for (optvis::Lbfgs* l : {&lbfgs, &lbfgs32}) {
+    const auto dtype = l == &lbfgs ? torch::kFloat64 : torch::kFloat32;
+    const torch::Tensor g = torch::randn({n}, opts).to(dtype);
+    const torch::Tensor fused = l->Direction(g, true), plain = l->Direction(g, false);
+    const double scale = plain.abs().max().item<double>();
+    EXPECT_LT((fused - plain).abs().max().item<double>(), (dtype == torch::kFloat64 ? 1e-12 : 1e-5) * scale) << dtype;
+    EXPECT_GT((fused + g).abs().max().item<double>(), 1e-3 * scale) << "the history took part";
   }
 }
 

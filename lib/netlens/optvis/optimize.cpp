@@ -12,6 +12,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/json_text.h"
 #include "netlens/core/log.h"
+#include "netlens/optvis/lbfgs.h"
 
 namespace netlens::optvis {
 
@@ -58,14 +59,15 @@ class StepProgress {
 OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeOptions& options) {
   OptimizeResult result;
   std::vector<torch::Tensor> params = param.tensors();
-  // Adam, or L-BFGS with one evaluation per step (its history carries across steps). Both run
-  // `evaluate` as their closure, which sets the gradients and does the bookkeeping.
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  // Adam, or L-BFGS with one evaluation per step (its history of 100 carries across steps;
+  // optvis/lbfgs.h: LibTorch's iterates, its two loops fused). Both run `evaluate` as their
+  // closure, which sets the gradients and does the bookkeeping.
+  std::unique_ptr<torch::optim::Adam> adam;
+  std::unique_ptr<Lbfgs> lbfgs;
   if (options.optimizer == "lbfgs") {
-    optimizer = std::make_unique<torch::optim::LBFGS>(
-        params, torch::optim::LBFGSOptions(options.lr).max_iter(1).history_size(100));
+    lbfgs = std::make_unique<Lbfgs>(params, options.lr, 100);
   } else if (options.optimizer == "adam") {
-    optimizer = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options.lr));
+    adam = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options.lr));
   } else {
     throw InternalError("Optimize: unknown optimizer " + options.optimizer);
   }
@@ -132,7 +134,8 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
       }
       return -total.detach();
     };
-    optimizer->step(evaluate);
+    if (lbfgs) lbfgs->Step(evaluate);
+    else adam->step(evaluate);
     if (stop) break;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     progress.Step(step, v, seconds);
