@@ -4,7 +4,6 @@
 #include <link.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 
 namespace netlens {
