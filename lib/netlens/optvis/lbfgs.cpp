@@ -27,11 +27,6 @@ double Pass(T* v, const T* base, double scale, double coef, const T* add, const 
       std::plus<double>());
 }
 
-template <typename T>
-const T* Data(const torch::Tensor& t) {
-  return t.data_ptr<T>();
-}
-
 }  // namespace
 
 Lbfgs::Lbfgs(std::vector<torch::Tensor> params, double lr, int64_t history)
@@ -84,13 +79,13 @@ torch::Tensor Lbfgs::FusedDirection(const torch::Tensor& g) const {
   std::vector<double> al(static_cast<size_t>(k)), be(static_cast<size_t>(k));
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "lbfgs_direction", [&] {
     scalar_t* out = v.data_ptr<scalar_t>();
-    al[k - 1] = ro_[k - 1] * Pass<scalar_t>(out, Data<scalar_t>(g), -1.0, 0.0, nullptr, Data<scalar_t>(s_[k - 1]), n);
+    al[k - 1] = ro_[k - 1] * Pass<scalar_t>(out, g.data_ptr<scalar_t>(), -1.0, 0.0, nullptr, s_[k - 1].data_ptr<scalar_t>(), n);
     for (int64_t i = k - 1; i >= 1; --i)
-      al[i - 1] = ro_[i - 1] * Pass<scalar_t>(out, out, 1.0, -al[i], Data<scalar_t>(y_[i]), Data<scalar_t>(s_[i - 1]), n);
-    be[0] = ro_[0] * Pass<scalar_t>(out, out, h_diag_, -al[0], Data<scalar_t>(y_[0]), Data<scalar_t>(y_[0]), n);
+      al[i - 1] = ro_[i - 1] * Pass<scalar_t>(out, out, 1.0, -al[i], y_[i].data_ptr<scalar_t>(), s_[i - 1].data_ptr<scalar_t>(), n);
+    be[0] = ro_[0] * Pass<scalar_t>(out, out, h_diag_, -al[0], y_[0].data_ptr<scalar_t>(), y_[0].data_ptr<scalar_t>(), n);
     for (int64_t i = 0; i + 1 < k; ++i)
-      be[i + 1] = ro_[i + 1] * Pass<scalar_t>(out, out, 1.0, al[i] - be[i], Data<scalar_t>(s_[i]), Data<scalar_t>(y_[i + 1]), n);
-    Pass<scalar_t>(out, out, 1.0, al[k - 1] - be[k - 1], Data<scalar_t>(s_[k - 1]), nullptr, n);
+      be[i + 1] = ro_[i + 1] * Pass<scalar_t>(out, out, 1.0, al[i] - be[i], s_[i].data_ptr<scalar_t>(), y_[i + 1].data_ptr<scalar_t>(), n);
+    Pass<scalar_t>(out, out, 1.0, al[k - 1] - be[k - 1], s_[k - 1].data_ptr<scalar_t>(), nullptr, n);
   });
   return v;
 }
@@ -105,11 +100,7 @@ void Lbfgs::Step(const std::function<torch::Tensor()>& closure) {
   if (g.abs().max().item<double>() <= kToleranceGrad) return;
   ++iter_;
   if (iter_ == 1) {
-    d_ = g.neg();
-    y_.clear();
-    s_.clear();
-    ro_.clear();
-    h_diag_ = 1;
+    d_ = g.neg();  // the history is empty and h_diag_ 1 until the second step
   } else {
     const torch::Tensor y = g - prev_grad_;
     const torch::Tensor s = d_ * t_;

@@ -85,7 +85,7 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
   optvis::OptimizeOptions o;
   o.steps = p.Int("steps");
   o.optimizer = p.Str("optimizer");
-  o.lr = p.IsSet("lr") ? p.Float("lr") : o.optimizer == "adam" ? kAdamLr : kLbfgsLr;
+  o.lr = p.IsSet("lr") ? p.Float("lr") : DefaultLr(o.optimizer);
   if (!p.IsSet("lr") && p.IsSet("optimizer"))
     Log().info("{}: {} at its default step size, --lr {}", what, o.optimizer, o.lr);
   if (p.IsSet("thresholds")) o.thresholds = p.Ints("thresholds");

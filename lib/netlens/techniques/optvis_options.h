@@ -19,6 +19,7 @@ namespace netlens {
 // other: Adam at 1.0 moves a pixel by the whole value range per step.
 constexpr double kAdamLr = 0.05;
 constexpr double kLbfgsLr = 1.0;
+inline double DefaultLr(const std::string& optimizer) { return optimizer == "adam" ? kAdamLr : kLbfgsLr; }
 
 // steps, lr, optimizer, param, decorrelate, valid, transforms, upsample, thresholds, frames, seed,
 // progress, with the technique's defaults.

@@ -209,7 +209,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
     // New random directions at every step make the loss stochastic, which L-BFGS' curvature
     // estimates do not expect: Adam (at its own default step unless --lr) for this metric.
     oo.optimizer = "adam";
-    if (!p.IsSet("lr")) oo.lr = kAdamLr;
+    if (!p.IsSet("lr")) oo.lr = DefaultLr(oo.optimizer);
     Log().info("style: sliced-wasserstein optimizes with Adam, lr {} (--optimizer lbfgs to override)", oo.lr);
   }
   const optvis::OptimizeResult result = optvis::Optimize(*param, value, oo);
