@@ -387,10 +387,8 @@ torch::Tensor DeepLiftMaxPoolBackwardCpu(const torch::Tensor& x, const torch::Te
         scalar_t* in = gr + at_o;
         scalar_t* ref = in + o_half;
         if (step_x == 1 && step_o == 1) return MaxPoolSharePairRow(xa, xr, in, ref, count, eps);
-        for (int64_t i = 0; i < count; ++i) {
-          const scalar_t dx = xa[i * step_x] - xr[i * step_x];
-          if (!(std::abs(dx) < eps)) in[i * step_o] = ref[i * step_o] = (in[i * step_o] + ref[i * step_o]) / dx;
-        }
+        for (int64_t i = 0; i < count; ++i)
+          MaxPoolSharePair(xa[i * step_x] - xr[i * step_x], eps, in[i * step_o], ref[i * step_o]);
       });
     };
     WalkPooledPlanes(channels_last, pairs, channels, rows, clear, route, finish);
@@ -448,10 +446,8 @@ torch::Tensor DeepLiftMaxPoolOfInputsCpu(const torch::Tensor& x, const torch::Te
         const scalar_t* xr = rs + at_x;
         scalar_t* in = gr + at_o;
         if (step_x == 1 && step_o == 1) return MaxPoolShareInputRow(xa, xr, in, count, eps);
-        for (int64_t i = 0; i < count; ++i) {
-          const scalar_t dx = xa[i * step_x] - xr[i * step_x];
-          if (!(std::abs(dx) < eps)) in[i * step_o] /= dx;
-        }
+        for (int64_t i = 0; i < count; ++i)
+          in[i * step_o] = MaxPoolShareInput(xa[i * step_x] - xr[i * step_x], eps, in[i * step_o]);
       });
     };
     WalkPooledPlanes(channels_last, samples, channels, rows, clear, route, finish);

@@ -28,13 +28,10 @@ void MaxPoolSharePairRow(const scalar_t* __restrict xa, const scalar_t* __restri
                          scalar_t* __restrict gr, int64_t count, const scalar_t eps) {
 #pragma omp simd
   for (int64_t i = 0; i < count; ++i) {
-    // Both chosen before either is stored: GCC keeps a loop that stores under a condition scalar.
-    const scalar_t dx = xa[i] - xr[i], adx = dx < 0 ? -dx : dx;
-    const scalar_t a = ga[i], r = gr[i], shared = (a + r) / dx;
-    const scalar_t new_a = adx < eps ? a : shared;
-    const scalar_t new_r = adx < eps ? r : shared;
-    ga[i] = new_a;
-    gr[i] = new_r;
+    scalar_t a = ga[i], r = gr[i];
+    MaxPoolSharePair(xa[i] - xr[i], eps, a, r);
+    ga[i] = a;
+    gr[i] = r;
   }
 }
 
@@ -42,11 +39,7 @@ template <typename scalar_t>
 void MaxPoolShareInputRow(const scalar_t* __restrict xa, const scalar_t* __restrict xr, scalar_t* __restrict ga,
                           int64_t count, const scalar_t eps) {
 #pragma omp simd
-  for (int64_t i = 0; i < count; ++i) {
-    const scalar_t dx = xa[i] - xr[i], adx = dx < 0 ? -dx : dx;
-    const scalar_t shared = ga[i] / dx;
-    ga[i] = adx < eps ? ga[i] : shared;
-  }
+  for (int64_t i = 0; i < count; ++i) ga[i] = MaxPoolShareInput(xa[i] - xr[i], eps, ga[i]);
 }
 
 template void RescalePairRow<float>(const float*, const float*, const float*, const float*, float*, float*, int64_t,

@@ -59,6 +59,23 @@ void RescaleInputRow(const scalar_t* xa, const scalar_t* xr, const scalar_t* ga,
 // The max-pooling rule's last step on a row: where input and reference differ (not |a - r| < eps),
 // the routed shares over a - r. Pairs: both halves get (ga + gr) / (a - r), and each keeps its own
 // where they agree. Inputs alone: ga / (a - r).
+//
+// One element of each, for the rows below and for strided layouts: a and r (the routed
+// gradients) become their shares; the new values are chosen before either is stored, so that
+// GCC vectorizes the rows' loops (it keeps a loop that stores under a condition scalar).
+template <typename scalar_t>
+inline void MaxPoolSharePair(scalar_t dx, scalar_t eps, scalar_t& a, scalar_t& r) {
+  const scalar_t adx = dx < 0 ? -dx : dx, shared = (a + r) / dx;
+  const scalar_t new_a = adx < eps ? a : shared;
+  const scalar_t new_r = adx < eps ? r : shared;
+  a = new_a;
+  r = new_r;
+}
+template <typename scalar_t>
+inline scalar_t MaxPoolShareInput(scalar_t dx, scalar_t eps, scalar_t a) {
+  const scalar_t adx = dx < 0 ? -dx : dx, shared = a / dx;
+  return adx < eps ? a : shared;
+}
 template <typename scalar_t>
 void MaxPoolSharePairRow(const scalar_t* xa, const scalar_t* xr, scalar_t* ga, scalar_t* gr, int64_t count,
                          scalar_t eps);
