@@ -164,6 +164,38 @@ TEST(Lrp, GateProductPassesRelevanceToTheSignalOnly) {
   }
 }
 
+// Shape arithmetic on tensors, as a traced model records TensorFlow's SAME padding (size ->
+// NumToTensor -> floor_divide, sub -> Int) carries no relevance: no "ordinary gradient" warning for
+// it, and LRP-0 of the bias-free ReLU net stays gradient x input. An op on the signal that no rule
+// covers (sin) is still named.
+TEST(Lrp, ShapeArithmeticIsNoOpOnTheRelevancePath) {
+  torch::manual_seed(45);
+  const auto net = [](const std::string& activation) {
+    torch::jit::Module m("LrpShape", test::SharedUnit(), true);
+    m.register_parameter("k", torch::randn({4, 3, 3, 3}, torch::kFloat64), false);
+    m.register_parameter("v", torch::randn({3, 4}, torch::kFloat64), false);
+    m.define(
+        "def forward(self, x):\n"
+        "    pad = torch.floor_divide(torch.tensor(x.size(2)) + 1, 2) - 2\n"
+        "    p = int(pad)\n"
+        "    h = " + activation + "(torch.conv2d(x, self.k, None, [1, 1], [p, p]))\n"
+        "    return torch.linear(h.mean([2, 3]), self.v)\n");
+    return test::SaveAndLoad(m, 3, 6, 6);
+  };
+  const torch::Tensor x = torch::randn({1, 3, 6, 6}, torch::kFloat64);
+  auto relu = net("torch.relu");
+  testing::internal::CaptureStderr();
+  const auto lrp = RunTechnique("lrp", *relu, x, 1, {{"epsilon", 0.0}});
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(lrp.metrics["lrp"]["ordinary_gradient"].empty()) << lrp.metrics["lrp"].dump();
+  EXPECT_EQ(log.find("ordinary gradient"), std::string::npos) << log;
+  const auto gxi = RunTechnique("input-x-gradient", *relu, x, 1);
+  EXPECT_TRUE(test::AllClose(lrp.artifacts[0].tensor, gxi.artifacts[0].tensor, 1e-12));
+  auto sine = net("torch.sin");
+  const auto other = RunTechnique("lrp", *sine, x, 1);
+  EXPECT_EQ(other.metrics["lrp"]["ordinary_gradient"], Json({{"sin", 1}})) << other.metrics["lrp"].dump();
+}
+
 // Captum's LRP (EpsilonRule on every layer, epsilon 1e-9), float64, target 281, on the shared
 // SqueezeNet 1.0 (tools/check_captum_lrp.py). Its convergence delta (logit - sum) is what netlens
 // reports as absorbed by the biases.
