@@ -17,6 +17,7 @@
 #include "netlens/optvis/param.h"
 #include "netlens/optvis/style.h"
 #include "netlens/optvis/transform.h"
+#include "netlens/techniques/optvis_family.h"
 #include "tests/techniques/fixtures.h"
 
 namespace netlens {
@@ -269,6 +270,35 @@ int ReadGif(const std::string& bytes, std::vector<cv::Vec3b>* first_pixels) {
   }
   DGifCloseFile(gif, &error);
   return frames;
+}
+
+// Default style and content layers skip convolutions on a 1 x 1 map (squeeze-and-excitation's
+// 1x1 convolutions after a global mean): the pretrained EfficientNet-B0 got one as a style layer
+// and `netlens style` stopped with "has no spatial output". Here: eight 3x3 convolutions, each
+// followed by an SE convolution on its mean; the defaults come from the eight.
+TEST(Style, DefaultLayersSkipConvolutionsWithoutSpatialOutput) {
+  torch::manual_seed(8);
+  torch::jit::Module net("SeNet", test::SharedUnit(), true);
+  std::string forward = "def forward(self, x):\n    h = x\n";
+  for (int i = 0; i < 8; ++i) {
+    for (const std::string kind : {"conv", "se"}) {
+      torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
+      conv.register_parameter("weight", kind == "conv" ? torch::randn({3, 3, 3, 3}) : torch::randn({3, 3, 1, 1}), false);
+      conv.define(kind == "conv" ? "def forward(self, x):\n    return torch.conv2d(x, self.weight, None, 1, 1)\n"
+                                 : "def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
+      net.register_module(kind + std::to_string(i), conv);
+    }
+    const std::string n = std::to_string(i);
+    forward += "    h = torch.relu(self.conv" + n + ".forward(h))\n    h = h * torch.sigmoid(self.se" + n +
+               ".forward(h.mean([2, 3], True)))\n";
+  }
+  net.define(forward + "    return h.mean([2, 3])\n");
+  auto model = test::SaveAndLoad(net, 3, 8, 8);
+  std::vector<std::string> content, style;
+  DefaultStyleLayers(*model, content, style);
+  // Five of the eight spread over the first 70% (0, 1.225, 2.45, 3.675, 4.9 rounded), content at 55%.
+  EXPECT_EQ(style, (std::vector<std::string>{"conv0", "conv1", "conv2", "conv4", "conv5"}));
+  EXPECT_EQ(content, (std::vector<std::string>{"conv4"}));
 }
 
 // The Gram style loss and its gradient (netlens computes the Gram matrix's backward by hand)

@@ -67,11 +67,13 @@ torch::Tensor MatchColours(const torch::Tensor& style, const torch::Tensor& cont
 
 // Default layers from forward order: VGG-19's classic Gatys set when the model has VGG-19's
 // convolutions; otherwise five convolutions spread over the first 70% of them for style and the
-// one at 55% for content.
+// one at 55% for content. Convolutions on a 1 x 1 map (squeeze-and-excitation's) have no texture
+// and are not counted.
 void DefaultStyleLayers(Model& model, std::vector<std::string>& content, std::vector<std::string>& style) {
   std::vector<std::string> convs;
   for (const auto& l : model.lens().layers())
-    if (l.capturable && StartsWith(l.type, "Conv") && l.shape.size() == 4) convs.push_back(l.path);
+    if (l.capturable && StartsWith(l.type, "Conv") && l.shape.size() == 4 && l.shape[2] * l.shape[3] > 1)
+      convs.push_back(l.path);
   if (convs.empty()) throw UsageError("style: the model has no convolution with a spatial output; give --style-layer and --content-layer");
   const bool vgg19 = convs.size() == 16 && convs[0] == "features.0" && convs[8] == "features.19" &&
                      convs[12] == "features.28";
