@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "netlens/core/errors.h"
 #include "netlens/model/graph.h"
@@ -47,6 +48,7 @@ struct HiddenLayer {
     if (form == "relu_") body = "    h = " + z + "\n    h = torch.relu_(h)\n";
     if (form == "relu6") body = "    h = torch.relu6(" + z + ")\n";
     if (form == "hardtanh_") body = "    h = " + z + "\n    h = torch.hardtanh_(h, 0.0, 6.0)\n";
+    if (body.empty()) body = "    h = torch." + form + "(" + z + ")\n";  // a smooth activation
     m.define("def forward(self, x):\n" + body + "    return torch.matmul(h, self.w2.t())\n");
     model = test::SaveAndLoad(m, 3, 4, 4);
   }
@@ -73,6 +75,65 @@ TEST(DeepLift, RescaleRuleOfAHiddenReluLayerEqualsTheHandComputationInEveryForm)
     // Not the gradient times the difference: the test would prove nothing on a linear stretch.
     const torch::Tensor g = RunTechnique("saliency", *net.model, x, 2).artifacts[0].tensor;
     EXPECT_GT((hand - x * g).abs().max().item<double>(), 1e-3) << form;
+  }
+}
+
+// The rescale rule on smooth and leaky activations (DeepLIFT's definition for any elementwise
+// nonlinearity; Captum's for its ELU, LeakyReLU and Softplus modules): m_j = (f(z_j) - f(z0_j)) /
+// (z_j - z0_j), by hand, and the map sums to f(x) - f(x0). Without the rule (the gradient of f) it
+// does not.
+TEST(DeepLift, RescaleRuleOfAHiddenSmoothLayerEqualsTheHandComputation) {
+  torch::manual_seed(36);
+  using Fn = std::function<torch::Tensor(const torch::Tensor&)>;
+  const std::vector<std::pair<std::string, Fn>> forms{
+      {"silu", [](const torch::Tensor& v) { return torch::silu(v); }},
+      {"gelu", [](const torch::Tensor& v) { return torch::gelu(v); }},
+      {"elu", [](const torch::Tensor& v) { return torch::elu(v); }},
+      {"softplus", [](const torch::Tensor& v) { return torch::softplus(v); }},
+      {"hardswish_", [](const torch::Tensor& v) { return torch::hardswish(v); }},
+  };
+  for (const auto& [form, f] : forms) {
+    HiddenLayer net(form);
+    const torch::Tensor x = torch::randn({1, 3, 4, 4}, torch::kFloat64) * 2;
+    const torch::Tensor x0 = torch::zeros_like(x);
+    const torch::Tensor z = x.flatten().matmul(net.W1.t()) + net.b1, z0 = x0.flatten().matmul(net.W1.t()) + net.b1;
+    const torch::Tensor m = (f(z) - f(z0)) / (z - z0);
+    const torch::Tensor hand = (x - x0) * (net.W2[2] * m).matmul(net.W1).view_as(x);
+    const auto out = RunTechnique("deeplift", *net.model, x, 2);
+    EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, hand, 1e-12)) << form;
+    EXPECT_NEAR(out.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10) << form;
+    EXPECT_EQ(out.metrics["activations"]["generalized"], 1) << form;
+    EXPECT_EQ(out.metrics["activations"]["left"], 0) << form;
+    const torch::Tensor g = RunTechnique("saliency", *net.model, x, 2).artifacts[0].tensor;
+    EXPECT_GT((hand - x * g).abs().max().item<double>(), 1e-3) << form;
+  }
+}
+
+// Smooth activations on both sides of a max-pool: the pairs run as one batch (`pairs`), and the
+// map sums to the logit difference; without a max-pool the inputs run alone against the
+// reference's recorded pass (`inputs`), with the same sum.
+TEST(DeepLift, SmoothActivationsSumToTheLogitDifferenceInPairsAndAlone) {
+  torch::manual_seed(37);
+  for (const bool pool : {true, false}) {
+    torch::jit::Module net("DlSmooth", test::SharedUnit(), true);
+    net.register_parameter("w", torch::randn({6, 3, 3, 3}, torch::kFloat64), false);
+    net.register_parameter("v", torch::randn({4, 6}, torch::kFloat64), false);
+    net.define(std::string("def forward(self, x):\n    a = torch.silu(torch.conv2d(x, self.w))\n") +
+               (pool ? "    a = torch.max_pool2d(a, [3, 3], [2, 2], [0, 0], [1, 1], True)\n" : "") +
+               "    a = torch.gelu(a - 0.5)\n"
+               "    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
+    auto model = test::SaveAndLoad(net, 3, 11, 11);
+    for (int64_t trial = 0; trial < 2; ++trial) {
+      const torch::Tensor x = torch::randn({1, 3, 11, 11}, torch::kFloat64);
+      const auto out = RunTechnique("deeplift", *model, x, trial, {{"baseline", "uniform"}, {"seed", trial}});
+      const Json& s = out.metrics["summation_to_delta"];
+      EXPECT_GT(std::abs(s["logit_difference"].get<double>()), 1e-3);
+      EXPECT_NEAR(s["relative_delta"].get<double>(), 0, 1e-10) << s.dump();
+      EXPECT_EQ(out.metrics["activations"]["backward"], pool ? "pairs" : "inputs");
+      EXPECT_EQ(out.metrics["activations"]["generalized"], 2);
+      const auto shap = RunTechnique("deeplift-shap", *model, x, trial, {{"baselines", {"zero", "uniform"}}, {"batch_size", 2}});
+      EXPECT_NEAR(shap.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10) << pool;
+    }
   }
 }
 

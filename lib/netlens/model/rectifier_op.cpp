@@ -227,12 +227,21 @@ class RectifierFunction : public torch::autograd::Function<RectifierFunction> {
 };
 
 // y = f(x) for a smooth or leaky activation f, computed by the model's own op; the rule decides
-// where the incoming gradient goes.
+// where the incoming gradient goes. Under the deeplift rules it is DeepLIFT's rescale rule, for f
+// as for a rectifier: grad_out * (y - y0) / (x - x0) to x, for both halves of a pair (x0 and y0
+// the reference's: the other half of the batch, or the tape's record of the reference's own pass),
+// and where |x - x0| < 1e-10 the ordinary gradient, which f's own backward gives through y.
 class ActivationRuleFunction : public torch::autograd::Function<ActivationRuleFunction> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& /*x*/,
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& y, int64_t rule) {
     ctx->saved_data["rule"] = rule;
+    if (IsDeepLift(static_cast<BackwardRule>(rule))) {
+      std::vector<torch::Tensor> saved{x, y};  // and, replaying a tape, the reference's x0 and y0
+      if (DeepLiftTape* tape = TapeOf(rule))
+        for (auto& t : tape->Step({x, y})) saved.push_back(std::move(t));
+      ctx->save_for_backward(saved);
+    }
     return y.clone();
   }
 
@@ -242,6 +251,20 @@ class ActivationRuleFunction : public torch::autograd::Function<ActivationRuleFu
     const torch::Tensor& g = grad_outputs[0];
     if (rule == BackwardRule::kDeconvnet) return {g.clamp_min(0), torch::Tensor(), torch::Tensor()};
     if (rule == BackwardRule::kLrp) return {g, torch::Tensor(), torch::Tensor()};
+    if (IsDeepLift(rule)) {
+      const auto saved = ctx->get_saved_variables();
+      if (saved.size() == 4) {  // the inputs alone, their references from the tape
+        const torch::Tensor dx = saved[0] - saved[2];
+        const torch::Tensor near = dx.abs() < kDeepLiftEps;
+        const torch::Tensor m = torch::where(near, torch::zeros_like(dx), (saved[1] - saved[3]) / dx);
+        return {g * m, g * near.to(g.scalar_type()), torch::Tensor()};
+      }
+      const torch::Tensor xp = Pairs(saved[0]), yp = Pairs(saved[1]), gp = Pairs(g);
+      const torch::Tensor dx = xp[0] - xp[1];
+      const torch::Tensor near = (dx.abs() < kDeepLiftEps).unsqueeze(0);
+      const torch::Tensor m = torch::where(near, torch::zeros_like(dx).unsqueeze(0), ((yp[0] - yp[1]) / dx).unsqueeze(0));
+      return {(gp * m).view(g.sizes()), (gp * near.to(g.scalar_type())).view(g.sizes()), torch::Tensor()};
+    }
     // On to f's own backward: f'(x) * relu(g) under the guided rule, f'(x) * g otherwise.
     return {torch::Tensor(), rule == BackwardRule::kGuided ? g.clamp_min(0) : g, torch::Tensor()};
   }
@@ -251,7 +274,8 @@ torch::Tensor ActivationRuleAutograd(const torch::Tensor& x, const torch::Tensor
   return ActivationRuleFunction::apply(x, y, rule);
 }
 
-torch::Tensor ActivationRuleNoGrad(const torch::Tensor& /*x*/, const torch::Tensor& y, int64_t /*rule*/) {
+torch::Tensor ActivationRuleNoGrad(const torch::Tensor& x, const torch::Tensor& y, int64_t rule) {
+  if (DeepLiftTape* tape = TapeOf(rule)) tape->Step({x, y});  // keeps the tape's order
   return y.clone();
 }
 

@@ -53,18 +53,19 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
   const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : IsDeepLift(rule) ? "deeplift" : "guided";
   const std::string plain = IsDeepLift(rule) ? "the gradient times (input - baseline), max-pooling aside"
                                                             : "the vanilla gradient (saliency)";
-  // Under the guided and deconvnet rules with --smooth-activations, the smooth and leaky
-  // activations take netlens::activation_rule too.
-  const bool smooth = model.lens().SmoothActivationRules() &&
-                      (rule == BackwardRule::kGuided || rule == BackwardRule::kDeconvnet);
+  // Under the guided and deconvnet rules with --smooth-activations, and always under the deeplift
+  // rules (the rescale rule), the smooth and leaky activations take netlens::activation_rule too.
+  const bool smooth = IsDeepLift(rule) || (model.lens().SmoothActivationRules() &&
+                                           (rule == BackwardRule::kGuided || rule == BackwardRule::kDeconvnet));
   if (std::find(entry->said.begin(), entry->said.end(), rule) == entry->said.end()) {
     entry->said.push_back(rule);
     const std::string hint = IsDeepLift(rule) ? "" : "; --smooth-activations applies netlens' generalization of the rule to them";
     if (smooth && census.Others() > 0) {
-      Log().info("{}: the rule replaces {} rectifier(s){} and reaches {} smooth or leaky activation(s) ({}) by "
-                 "netlens' generalization (--smooth-activations)",
+      Log().info("{}: the rule replaces {} rectifier(s){} and reaches {} smooth or leaky activation(s) ({}) by {}",
                  name, census.Rectifiers(), census.Rectifiers() ? " (" + Kinds(census.rectifiers) + ")" : "",
-                 census.Others(), Kinds(census.others));
+                 census.Others(), Kinds(census.others),
+                 IsDeepLift(rule) ? "the rescale rule (Captum applies it to ELU, LeakyReLU and Softplus modules only)"
+                                  : "netlens' generalization (--smooth-activations)");
     } else if (census.Rectifiers() == 0) {
       Log().warn("{}: the model has no ReLU-like activation to rewrite{}, so the {} rule changes nothing and "
                  "the map equals {}{}",
