@@ -109,6 +109,18 @@ TEST(DeepLift, RescaleRuleOfAHiddenSmoothLayerEqualsTheHandComputation) {
   }
 }
 
+// deeplift (uniform baseline seeded by the trial) and deeplift-shap over `baselines` sum to the
+// logit difference on x; deeplift's activation census, for the caller's checks.
+Json ExpectSumsToTheLogitDifference(Model& model, const torch::Tensor& x, int64_t trial, const Json& baselines) {
+  const auto out = RunTechnique("deeplift", model, x, trial, {{"baseline", "uniform"}, {"seed", trial}});
+  const Json& s = out.metrics["summation_to_delta"];
+  EXPECT_GT(std::abs(s["logit_difference"].get<double>()), 1e-3);
+  EXPECT_NEAR(s["relative_delta"].get<double>(), 0, 1e-10) << s.dump();
+  const auto shap = RunTechnique("deeplift-shap", model, x, trial, {{"baselines", baselines}, {"batch_size", 2}});
+  EXPECT_NEAR(shap.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10);
+  return out.metrics["activations"];
+}
+
 // Smooth activations on both sides of a max-pool: the pairs run as one batch (`pairs`), and the
 // map sums to the logit difference; without a max-pool the inputs run alone against the
 // reference's recorded pass (`inputs`), with the same sum.
@@ -125,14 +137,9 @@ TEST(DeepLift, SmoothActivationsSumToTheLogitDifferenceInPairsAndAlone) {
     auto model = test::SaveAndLoad(net, 3, 11, 11);
     for (int64_t trial = 0; trial < 2; ++trial) {
       const torch::Tensor x = torch::randn({1, 3, 11, 11}, torch::kFloat64);
-      const auto out = RunTechnique("deeplift", *model, x, trial, {{"baseline", "uniform"}, {"seed", trial}});
-      const Json& s = out.metrics["summation_to_delta"];
-      EXPECT_GT(std::abs(s["logit_difference"].get<double>()), 1e-3);
-      EXPECT_NEAR(s["relative_delta"].get<double>(), 0, 1e-10) << s.dump();
-      EXPECT_EQ(out.metrics["activations"]["backward"], pool ? "pairs" : "inputs");
-      EXPECT_EQ(out.metrics["activations"]["generalized"], 2);
-      const auto shap = RunTechnique("deeplift-shap", *model, x, trial, {{"baselines", {"zero", "uniform"}}, {"batch_size", 2}});
-      EXPECT_NEAR(shap.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10) << pool;
+      const Json activations = ExpectSumsToTheLogitDifference(*model, x, trial, {"zero", "uniform"});
+      EXPECT_EQ(activations["backward"], pool ? "pairs" : "inputs");
+      EXPECT_EQ(activations["generalized"], 2);
     }
   }
 }
@@ -157,12 +164,7 @@ TEST(DeepLift, SumsToTheLogitDifferenceThroughMaxPooling) {
   auto model = test::SaveAndLoad(net, 3, 11, 11);
   for (int64_t trial = 0; trial < 3; ++trial) {
     const torch::Tensor x = torch::randn({1, 3, 11, 11}, torch::kFloat64);
-    const auto out = RunTechnique("deeplift", *model, x, trial, {{"baseline", "uniform"}, {"seed", trial}});
-    const Json& s = out.metrics["summation_to_delta"];
-    EXPECT_GT(std::abs(s["logit_difference"].get<double>()), 1e-3);
-    EXPECT_NEAR(s["relative_delta"].get<double>(), 0, 1e-10) << s.dump();
-    const auto shap = RunTechnique("deeplift-shap", *model, x, trial, {{"baselines", {"zero", "uniform", "black"}}, {"batch_size", 2}});
-    EXPECT_NEAR(shap.metrics["summation_to_delta"]["relative_delta"].get<double>(), 0, 1e-10);
+    ExpectSumsToTheLogitDifference(*model, x, trial, {"zero", "uniform", "black"});
   }
 }
 
