@@ -234,10 +234,6 @@ bool DeepLiftOneBackwardIsExact(Graph& graph) {
       "aten::Int", "aten::append", "aten::constant_pad_nd", "aten::pad", "aten::upsample_nearest2d",
       "aten::upsample_bilinear2d", "prim::NumToTensor", "prim::ListConstruct", "prim::ListUnpack",
       "prim::TupleConstruct", "prim::TupleUnpack", "prim::ConstantChunk"};
-  // Ops that read a tensor's shape or type, not its values (a scripted batch norm's input check):
-  // no gradient passes them, wherever they are.
-  static const std::set<std::string> metadata{"aten::dim", "aten::size", "aten::numel", "aten::len", "prim::device",
-                                              "prim::dtype", "prim::layout", "aten::is_floating_point"};
   // ... and linear maps, linear in one of their inputs only: the others must not depend on the
   // model's input.
   static const std::set<std::string> linear{
@@ -261,7 +257,7 @@ bool DeepLiftOneBackwardIsExact(Graph& graph) {
     for (const auto& use : v->uses()) {
       Node* n = use.user;
       const std::string kind = n->kind().toQualString();
-      if (n->kind() == c10::prim::Return || metadata.count(kind)) continue;
+      if (n->kind() == c10::prim::Return || ReadsOnlyMetadata(n)) continue;
       if (n->owningBlock() != graph.block()) return false;
       if (!AsRectifier(n) && !passing.count(kind)) {
         if (!linear.count(kind)) return false;
@@ -279,6 +275,13 @@ bool DeepLiftOneBackwardIsExact(Graph& graph) {
 }
 
 bool IsTensor(const Value* v) { return v->type()->isSubtypeOf(*c10::TensorType::get()); }
+
+bool ReadsOnlyMetadata(const Node* n) {
+  static const std::set<std::string> kinds{"aten::dim",   "aten::size",  "aten::sym_size", "aten::numel",
+                                           "aten::sym_numel", "aten::len", "prim::shape",  "prim::device",
+                                           "prim::dtype", "prim::layout", "aten::is_floating_point"};
+  return kinds.count(n->kind().toQualString()) > 0;
+}
 
 Node* OutOfPlaceCopy(Graph& graph, Node* n, c10::Symbol kind) {
   Node* f = graph.create(kind, n->inputs(), 1);

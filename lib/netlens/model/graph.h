@@ -83,6 +83,11 @@ int64_t ReplaceSmoothActivations(torch::jit::Graph& graph, BackwardRule rule);
 // Whether a graph value is a tensor.
 bool IsTensor(const torch::jit::Value* v);
 
+// Whether `n` reads only what a tensor's shape, type or device is (size, dim, numel, dtype, ...),
+// not its values: no gradient and no relevance pass it (a scripted batch norm's input check, a
+// traced model's padding arithmetic: size -> NumToTensor -> floor_divide -> Int).
+bool ReadsOnlyMetadata(const torch::jit::Node* n);
+
 // An in-place op `n` (add_, silu_) as its out-of-place form `kind`, inserted before it with the
 // same inputs, so that its input keeps its value for a rule inserted after the copy. RetireInPlace
 // then gives `out` to n's readers and to the later readers of the input n overwrote, and removes n.

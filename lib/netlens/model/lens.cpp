@@ -212,10 +212,13 @@ std::shared_ptr<torch::jit::GraphFunction> Lens::Cached(
   return fn;
 }
 
+bool Lens::ReachesSmoothActivations(BackwardRule rule) const {
+  return (smooth_activation_rules_ && RewritesSmooth(rule)) || IsDeepLift(rule);
+}
+
 std::shared_ptr<torch::jit::GraphFunction> Lens::Build(const std::vector<std::string>& paths,
                                                        BackwardRule rule, bool with_output) {
-  // DeepLIFT's rescale rule is defined for every elementwise nonlinearity: always on for it.
-  const bool smooth = (smooth_activation_rules_ && RewritesSmooth(rule)) || IsDeepLift(rule);
+  const bool smooth = ReachesSmoothActivations(rule);
   const std::string lrp_key = rule == BackwardRule::kLrp ? "|" + lrp_rules_.Key() : "";
   return Cached(RequestKey(paths, rule, smooth) + lrp_key + (with_output ? "" : "|layers-only"), [&] {
     auto [graph, values] = CopyWithLayers(paths);

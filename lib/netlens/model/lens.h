@@ -68,6 +68,10 @@ class Lens {
   // ordinary gradient, as in Captum.
   void SetSmoothActivationRules(bool on) { smooth_activation_rules_ = on; }
   bool SmoothActivationRules() const { return smooth_activation_rules_; }
+  // Whether passes under `rule` take netlens::activation_rule at smooth and leaky activations: the
+  // guided and deconvnet rules with the flag above, the deeplift rules always (DeepLIFT's rescale
+  // rule is defined for every elementwise nonlinearity).
+  bool ReachesSmoothActivations(BackwardRule rule) const;
 
   // The LRP rules that BackwardRule::kLrp passes use (model/lrp.h), and what they do to this
   // model's graph (throws UsageError for a rule given to a path that is no layer of it).

@@ -176,15 +176,11 @@ void RewriteNorm(Graph& graph, Node* n, const std::vector<size_t>& inputs, doubl
 // The values computed from the model input (the rules apply to those; a parameter or a constant
 // is not relevance).
 std::set<const Value*> DependentValues(Graph& graph, Value* image) {
-  // What a tensor's shape, type or device is carries no relevance: a traced model's padding
-  // arithmetic (size -> NumToTensor -> floor_divide, sub, ... -> Int) stays out.
-  static const std::set<std::string> metadata = {"size", "sym_size", "dim", "numel", "sym_numel", "len",
-                                                 "shape", "device", "dtype", "layout", "is_floating_point"};
   std::set<const Value*> dep;
   if (!image) return dep;
   dep.insert(image);
   ForEachNode(graph.block(), [&](Node* n) {
-    if (metadata.count(n->kind().toUnqualString())) return;
+    if (ReadsOnlyMetadata(n)) return;  // a shape carries no relevance
     for (Value* v : n->inputs()) {
       if (!dep.count(v)) continue;
       for (Value* o : n->outputs()) dep.insert(o);

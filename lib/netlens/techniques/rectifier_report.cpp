@@ -53,10 +53,7 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
   const std::string name = rule == BackwardRule::kDeconvnet ? "deconvnet" : IsDeepLift(rule) ? "deeplift" : "guided";
   const std::string plain = IsDeepLift(rule) ? "the gradient times (input - baseline), max-pooling aside"
                                                             : "the vanilla gradient (saliency)";
-  // Under the guided and deconvnet rules with --smooth-activations, and always under the deeplift
-  // rules (the rescale rule), the smooth and leaky activations take netlens::activation_rule too.
-  const bool smooth = IsDeepLift(rule) || (model.lens().SmoothActivationRules() &&
-                                           (rule == BackwardRule::kGuided || rule == BackwardRule::kDeconvnet));
+  const bool smooth = model.lens().ReachesSmoothActivations(rule);
   if (std::find(entry->said.begin(), entry->said.end(), rule) == entry->said.end()) {
     entry->said.push_back(rule);
     const std::string hint = IsDeepLift(rule) ? "" : "; --smooth-activations applies netlens' generalization of the rule to them";
