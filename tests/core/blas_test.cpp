@@ -70,5 +70,36 @@ TEST(Blas, ReplacesTheGenericKernelsOfAnUnknownCpu) {
   if (saved.empty()) EXPECT_EQ(std::string(blas.corename()), native);
 }
 
+// OPENBLAS_CORETYPE in the environment is the user's choice and kept, but said: with the note
+// that it costs speed where it names AVX2 kernels on a CPU with AVX-512.
+TEST(Blas, SaysWhenTheEnvironmentChoosesTheKernels) {
+  if (dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init") == nullptr) GTEST_SKIP() << "not a DYNAMIC_ARCH OpenBLAS";
+  const char* user = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = user ? user : "";
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+
+  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+  BlasInfo info = DetectBlas();
+  EXPECT_EQ(info.kernels_from_environment, "Haswell");
+  EXPECT_EQ(info.narrower_kernels, avx512);
+  const std::string said = DescribeBlas(info);
+  EXPECT_NE(said.find("OPENBLAS_CORETYPE=Haswell"), std::string::npos) << said;
+  EXPECT_EQ(said.find("AVX-512") != std::string::npos, avx512) << said;
+
+  setenv("OPENBLAS_CORETYPE", "skylakex", 1);  // OpenBLAS ignores case
+  info = DetectBlas();
+  EXPECT_FALSE(info.narrower_kernels);
+  EXPECT_EQ(DescribeBlas(info).find("AVX-512"), std::string::npos);
+
+  unsetenv("OPENBLAS_CORETYPE");
+  info = DetectBlas();
+  EXPECT_EQ(info.kernels_from_environment, "");
+  EXPECT_FALSE(info.narrower_kernels);
+  EXPECT_EQ(DescribeBlas(info).find("in the environment"), std::string::npos);
+
+  if (!saved.empty()) setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+}
+
 }  // namespace
 }  // namespace netlens

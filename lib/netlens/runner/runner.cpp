@@ -147,7 +147,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
     Log().info("shard {}/{}: {} of {} jobs", shard.index, shard.count, jobs.size(), all_jobs.size());
   const BlasInfo blas = DetectBlas();
   if (blas.slow || blas.competing_threads) Log().warn("{}", DescribeBlas(blas));
-  else if (!blas.kernels_changed.empty()) Log().info("{}", DescribeBlas(blas));
+  else if (!blas.kernels_changed.empty() || blas.narrower_kernels) Log().info("{}", DescribeBlas(blas));
   else Log().debug("{}", DescribeBlas(blas));
   manifest_["blas"] = blas.name;
   Progress progress(options_.progress, jobs.size());
