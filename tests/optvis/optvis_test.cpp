@@ -301,10 +301,10 @@ TEST(Style, DefaultLayersSkipConvolutionsWithoutSpatialOutput) {
   EXPECT_EQ(content, (std::vector<std::string>{"conv4"}));
 }
 
-// The Gram style loss and its gradient (netlens computes the Gram matrix's backward by hand)
-// equal the formula written out with autograd's matrix product: mean((F F^T / n - T)^2), for
-// contiguous and channels-last activations; a channels-last one gets its gradient in its own
-// layout (read as hw x C, no transposing copy).
+// The Gram style loss and its gradient (netlens computes the loss and its backward by hand, in
+// one operation per layer) equal the formula written out with autograd's matrix product:
+// scale * mean((F F^T / n - T)^2), for contiguous and channels-last activations; a channels-last
+// one gets its gradient in its own layout (read as hw x C, no transposing copy).
 TEST(Style, GramLossAndGradientEqualTheFormula) {
   for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
     auto g = at::detail::createCPUGenerator(3);
@@ -314,14 +314,16 @@ TEST(Style, GramLossAndGradientEqualTheFormula) {
     const optvis::StyleTarget target = optvis::StyleStatistics(style, optvis::StyleMetric::kGram);
     std::vector<torch::Tensor> x{torch::randn({1, 4, 5, 6}, g, opts).contiguous(format).requires_grad_(),
                                  torch::randn({1, 3, 2, 7}, g, opts).contiguous(format).requires_grad_()};
-    const auto losses = optvis::StyleLosses(x, target, optvis::StyleMetric::kGram, g);
+    const std::vector<double> scales{1.5, 0.25};
+    const auto losses = optvis::StyleLosses(x, target, optvis::StyleMetric::kGram, g, scales);
     ASSERT_EQ(losses.size(), 2u);
     const auto grads = torch::autograd::grad({losses[0] + 2 * losses[1]}, {x[0], x[1]});
     std::vector<torch::Tensor> y{x[0].detach().contiguous().requires_grad_(), x[1].detach().contiguous().requires_grad_()};
     torch::Tensor expected = torch::zeros({}, opts);
     for (size_t i = 0; i < 2; ++i) {
       const torch::Tensor fy = y[i].reshape({y[i].size(1), -1}), fs = style[i].reshape({style[i].size(1), -1});
-      const torch::Tensor e = (torch::mm(fy, fy.t()) / fy.numel() - torch::mm(fs, fs.t()) / fs.numel()).pow(2).mean();
+      const torch::Tensor e =
+          scales[i] * (torch::mm(fy, fy.t()) / fy.numel() - torch::mm(fs, fs.t()) / fs.numel()).pow(2).mean();
       EXPECT_NEAR(losses[i].item<double>(), e.item<double>(), 1e-14) << format;
       expected = expected + (i == 0 ? 1.0 : 2.0) * e;
     }

@@ -29,7 +29,7 @@ SyrkFn<T> Syrk() {
 }
 
 template <typename T>
-torch::Tensor SymmetricProductOf(const torch::Tensor& m, bool rows, double scale) {
+torch::Tensor SymmetricProductOf(const torch::Tensor& m, bool rows, double scale, bool mirror) {
   const SyrkFn<T> syrk = Syrk<T>();
   if (!syrk) return {};
   constexpr int kRowMajor = 101, kUpper = 121, kNoTrans = 111, kTrans = 112;
@@ -38,19 +38,46 @@ torch::Tensor SymmetricProductOf(const torch::Tensor& m, bool rows, double scale
   T* g = out.data_ptr<T>();
   syrk(kRowMajor, kUpper, rows ? kTrans : kNoTrans, n, k, static_cast<T>(scale), m.data_ptr<T>(),
        static_cast<int>(m.size(1)), T(0), g, n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i + 1; j < n; ++j) g[j * n + i] = g[i * n + j];
+  if (mirror)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = i + 1; j < n; ++j) g[j * n + i] = g[i * n + j];
   return out;
 }
 
 // scale * M M^T (or M^T M with `rows`) of a contiguous CPU matrix by one syrk, which computes
-// one triangle of the product, half a general product's arithmetic, then mirrors it; undefined
-// where no syrk serves (another device or type, no CBLAS in the process, sizes beyond int).
-torch::Tensor SymmetricProduct(const torch::Tensor& m, bool rows, double scale) {
-  if (!m.is_cpu() || !m.is_contiguous() || m.dim() != 2 || m.size(0) > INT_MAX || m.size(1) > INT_MAX) return {};
-  if (m.scalar_type() == torch::kFloat32) return SymmetricProductOf<float>(m, rows, scale);
-  if (m.scalar_type() == torch::kFloat64) return SymmetricProductOf<double>(m, rows, scale);
-  return {};
+// one triangle of the product, half a general product's arithmetic, then mirrors it (without
+// `mirror`, only the upper triangle is set); undefined where no syrk serves (another device or
+// type, no CBLAS in the process, sizes beyond int).
+bool SyrkServes(const torch::Tensor& m) {
+  if (!m.is_cpu() || !m.is_contiguous() || m.dim() != 2 || m.size(0) > INT_MAX || m.size(1) > INT_MAX) return false;
+  if (m.scalar_type() == torch::kFloat32) return Syrk<float>() != nullptr;
+  if (m.scalar_type() == torch::kFloat64) return Syrk<double>() != nullptr;
+  return false;
+}
+
+torch::Tensor SymmetricProduct(const torch::Tensor& m, bool rows, double scale, bool mirror = true) {
+  if (!SyrkServes(m)) return {};
+  return m.scalar_type() == torch::kFloat32 ? SymmetricProductOf<float>(m, rows, scale, mirror)
+                                            : SymmetricProductOf<double>(m, rows, scale, mirror);
+}
+
+// The upper triangle of `g` (c x c) minus `t`'s, written to both triangles of `g`; returns the
+// sum of the squares of all c^2 differences (in double).
+template <typename T>
+double SubtractMirrored(T* g, const T* t, int64_t c) {
+  double sum = 0, off = 0;
+  for (int64_t i = 0; i < c; ++i) {
+    const T d = g[i * c + i] - t[i * c + i];
+    g[i * c + i] = d;
+    sum += static_cast<double>(d) * d;
+    for (int64_t j = i + 1; j < c; ++j) {
+      const T e = g[i * c + j] - t[i * c + j];
+      g[i * c + j] = e;
+      g[j * c + i] = e;
+      off += static_cast<double>(e) * e;
+    }
+  }
+  return sum + 2 * off;
 }
 
 // F F^T / n with a backward of one matrix product instead of autograd's two for mm(F, F^T): the
@@ -78,12 +105,58 @@ class SelfGram : public torch::autograd::Function<SelfGram> {
   }
 };
 
-// The Gram matrix of one activation (1 x C x H x W) from its memory as it is: a channels-last
-// one read as hw x C.
-torch::Tensor SelfGramOf(const torch::Tensor& f) {
+// scale * mean((F F^T / n - T)^2), the Gram style loss, as one operation: the Gram matrix by one
+// syrk, then its difference D from the target and the sum of squares in one pass over the upper
+// triangle; backward dL/dF = 4 scale / (C^2 n) D F (D is symmetric), one matrix product. In
+// autograd's operations the same loss is a subtraction, a square, a mean and a scaling, each with
+// its backward, per layer and step (a tenth of a SqueezeNet style step). `rows` as SelfGram.
+// Undefined where SymmetricProduct does not serve.
+class GramDistance : public torch::autograd::Function<GramDistance> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& m,
+                               const torch::Tensor& target, bool rows, double scale) {
+    const int64_t c = m.size(rows ? 1 : 0);
+    torch::Tensor d = SymmetricProduct(m, rows, 1.0 / static_cast<double>(m.numel()), /*mirror=*/false);
+    const torch::Tensor t = target.to(m.scalar_type()).contiguous();
+    double sum = 0;
+    AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "gram_distance", [&] {
+      sum = SubtractMirrored<scalar_t>(d.data_ptr<scalar_t>(), t.data_ptr<scalar_t>(), c);
+    });
+    ctx->save_for_backward({m, d});
+    ctx->saved_data["rows"] = rows;
+    ctx->saved_data["coef"] = 4 * scale / (static_cast<double>(c) * c * static_cast<double>(m.numel()));
+    return torch::full({}, scale * sum / (static_cast<double>(c) * c), m.options());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& m = saved[0];
+    const torch::Tensor s = saved[1] * (grads[0] * ctx->saved_data["coef"].toDouble());  // c x c
+    const torch::Tensor grad = ctx->saved_data["rows"].toBool() ? torch::mm(m, s) : torch::mm(s, m);
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// An activation (1 x C x H x W) as the matrix whose self-product is its Gram matrix, from its
+// memory as it is: a channels-last one read as hw x C (`rows`), else C x hw.
+std::pair<torch::Tensor, bool> GramFactor(const torch::Tensor& f) {
   if (f.dim() == 4 && f.size(0) == 1 && !f.is_contiguous() && f.is_contiguous(torch::MemoryFormat::ChannelsLast))
-    return SelfGram::apply(f.permute({0, 2, 3, 1}).reshape({-1, f.size(1)}), true);
-  return SelfGram::apply(Flat(f).contiguous(), false);
+    return {f.permute({0, 2, 3, 1}).reshape({-1, f.size(1)}), true};
+  return {Flat(f).contiguous(), false};
+}
+
+torch::Tensor SelfGramOf(const torch::Tensor& f) {
+  const auto [m, rows] = GramFactor(f);
+  return SelfGram::apply(m, rows);
+}
+
+// scale * mean((Gram(f) - target)^2): one GramDistance where it serves.
+torch::Tensor GramLoss(const torch::Tensor& f, const torch::Tensor& target, double scale) {
+  const auto [m, rows] = GramFactor(f);
+  if (SyrkServes(m) && target.dim() == 2 && target.size(0) == m.size(rows ? 1 : 0) && target.size(1) == target.size(0))
+    return GramDistance::apply(m, target, rows, scale);
+  const torch::Tensor loss = (SelfGram::apply(m, rows) - target).pow(2).mean();
+  return scale == 1 ? loss : loss * scale;
 }
 
 torch::Tensor Gram(const torch::Tensor& a, const torch::Tensor& b) {
@@ -134,14 +207,15 @@ StyleTarget StyleStatistics(const std::vector<torch::Tensor>& features, StyleMet
 
 std::vector<torch::Tensor> StyleLosses(const std::vector<torch::Tensor>& features,
                                        const StyleTarget& target, StyleMetric metric,
-                                       at::Generator& generator) {
+                                       at::Generator& generator, const std::vector<double>& scales) {
   std::vector<torch::Tensor> losses;
   for (size_t i = 0; i < features.size(); ++i) {
     const torch::Tensor& f = features[i];
+    const double scale = i < scales.size() ? scales[i] : 1.0;
     switch (metric) {
       case StyleMetric::kGram:
-        losses.push_back((Gram(f, f) - target.stats[i]).pow(2).mean());
-        break;
+        losses.push_back(GramLoss(f, target.stats[i], scale));
+        continue;
       case StyleMetric::kMoments: {
         const torch::Tensor flat = Flat(f);
         const torch::Tensor m = torch::stack({flat.mean(1), flat.std(1, false)});
@@ -169,6 +243,7 @@ std::vector<torch::Tensor> StyleLosses(const std::vector<torch::Tensor>& feature
         break;
       }
     }
+    if (scale != 1) losses.back() = losses.back() * scale;
   }
   return losses;
 }

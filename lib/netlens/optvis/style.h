@@ -33,9 +33,10 @@ struct StyleTarget {
 StyleTarget StyleStatistics(const std::vector<torch::Tensor>& features, StyleMetric metric);
 
 // Per-layer losses (one value per entry of `features`; for cross, the last layer's is 0) of the
-// picture's features against a target. `generator` draws the sliced-wasserstein directions.
+// picture's features against a target, each times its entry of `scales` (1 where it has none).
+// `generator` draws the sliced-wasserstein directions.
 std::vector<torch::Tensor> StyleLosses(const std::vector<torch::Tensor>& features,
                                        const StyleTarget& target, StyleMetric metric,
-                                       at::Generator& generator);
+                                       at::Generator& generator, const std::vector<double>& scales = {});
 
 }  // namespace netlens::optvis

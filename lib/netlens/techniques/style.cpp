@@ -138,7 +138,7 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   std::vector<optvis::StyleTarget> targets;
   std::vector<torch::Tensor> content_targets;
   double content_ref = 0;
-  std::vector<std::vector<double>> style_refs;
+  std::vector<std::vector<double>> style_scales;  // per style image and layer: 1 / its loss at the content
   auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(p.Int("seed")));
   {
     torch::NoGradGuard no_grad;
@@ -151,12 +151,12 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
       targets.push_back(optvis::StyleStatistics(features(s).second, metric));
     }
     const auto ref = features(optvis::Resized(style_pictures[0], h, w)).first;
-    for (size_t i = 0; i < ref.size(); ++i) content_ref += (ref[i] - content_targets[i]).pow(2).mean().item<double>();
+    for (size_t i = 0; i < ref.size(); ++i) content_ref += torch::mse_loss(ref[i], content_targets[i]).item<double>();
     for (const auto& t : targets) {
       auto g = generator;
       std::vector<double> r;
-      for (const auto& l : optvis::StyleLosses(start_features, t, metric, g)) r.push_back(std::max(l.item<double>(), 1e-12));
-      style_refs.push_back(r);
+      for (const auto& l : optvis::StyleLosses(start_features, t, metric, g)) r.push_back(1 / std::max(l.item<double>(), 1e-12));
+      style_scales.push_back(r);
     }
   }
   if (content_ref <= 0) content_ref = 1;
@@ -173,32 +173,34 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const double content_weight = p.Float("content_weight"), tv = p.Float("tv");
   Json curves{{"content", Json::array()}, {"style", Json::array()}, {"tv", Json::array()}};
   std::vector<std::vector<double>> last_style;
+  // Each step's operations are few on purpose (each costs its launch and its backward node): the
+  // normalizers and weights are folded into one scale per term.
   const auto value = [&](const torch::Tensor& picture) {
     const auto [c, s] = features(picture);
-    torch::Tensor content_loss = torch::zeros({}, picture.options());
-    for (size_t i = 0; i < c.size(); ++i) content_loss = content_loss + (c[i] - content_targets[i]).pow(2).mean();
-    content_loss = content_loss / content_ref;
-    torch::Tensor style_loss = torch::zeros({}, picture.options());
+    torch::Tensor content_loss = torch::mse_loss(c[0], content_targets[0]);
+    for (size_t i = 1; i < c.size(); ++i) content_loss = content_loss + torch::mse_loss(c[i], content_targets[i]);
+    const double content_value = content_loss.item<double>() / content_ref;
+    torch::Tensor total = content_loss * (content_weight / content_ref);
+    double style_value = 0;
     last_style.clear();
     for (size_t k = 0; k < targets.size(); ++k) {
-      const auto losses = optvis::StyleLosses(s, targets[k], metric, generator);
+      const auto losses = optvis::StyleLosses(s, targets[k], metric, generator, style_scales[k]);
       std::vector<double> per_layer;
-      for (size_t l = 0; l < losses.size(); ++l) {
-        const torch::Tensor n = losses[l] / style_refs[k][l];
+      for (const auto& n : losses) {
         per_layer.push_back(n.item<double>());
-        style_loss = style_loss + weights[k] * n;
+        style_value += weights[k] * per_layer.back();
+        total = total + (weights[k] == 1 ? n : weights[k] * n);
       }
       last_style.push_back(per_layer);
     }
-    torch::Tensor total = content_weight * content_loss + style_loss;
     double tv_value = 0;
     if (tv > 0) {
       const torch::Tensor t = optvis::TotalVariation(picture).sum();
       tv_value = t.item<double>();
       total = total + tv * t;
     }
-    curves["content"].push_back(content_loss.item<double>());
-    curves["style"].push_back(style_loss.item<double>());
+    curves["content"].push_back(content_value);
+    curves["style"].push_back(style_value);
     curves["tv"].push_back(tv_value);
     return (-total).reshape({1});
   };
