@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <climits>
 #include <type_traits>
 
@@ -62,22 +63,28 @@ torch::Tensor SymmetricProduct(const torch::Tensor& m, bool rows, double scale, 
 }
 
 // The upper triangle of `g` (c x c) minus `t`'s, written to both triangles of `g`; returns the
-// sum of the squares of all c^2 differences (in double).
+// sum of the squares of all c^2 differences (in double). In tiles, so that the mirrored writes
+// stay within a few cache lines' rows (a row-by-row loop wrote a column per row: on 512 channels
+// a step's 1.5%).
 template <typename T>
 double SubtractMirrored(T* g, const T* t, int64_t c) {
-  double sum = 0, off = 0;
-  for (int64_t i = 0; i < c; ++i) {
-    const T d = g[i * c + i] - t[i * c + i];
-    g[i * c + i] = d;
-    sum += static_cast<double>(d) * d;
-    for (int64_t j = i + 1; j < c; ++j) {
-      const T e = g[i * c + j] - t[i * c + j];
-      g[i * c + j] = e;
-      g[j * c + i] = e;
-      off += static_cast<double>(e) * e;
+  constexpr int64_t kTile = 16;
+  double diagonal = 0, off = 0;
+  for (int64_t i0 = 0; i0 < c; i0 += kTile) {
+    const int64_t i1 = std::min(c, i0 + kTile);
+    for (int64_t j0 = i0; j0 < c; j0 += kTile) {
+      const int64_t j1 = std::min(c, j0 + kTile);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = std::max(j0, i); j < j1; ++j) {
+          const T e = g[i * c + j] - t[i * c + j];
+          g[i * c + j] = e;
+          g[j * c + i] = e;
+          (i == j ? diagonal : off) += static_cast<double>(e) * e;
+        }
+      }
     }
   }
-  return sum + 2 * off;
+  return diagonal + 2 * off;
 }
 
 // F F^T / n with a backward of one matrix product instead of autograd's two for mm(F, F^T): the
