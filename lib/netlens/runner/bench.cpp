@@ -151,6 +151,8 @@ int RunBench(const Params& p) {
   std::vector<std::string> style_floor_layers;  // the default content and style layers
   size_t style_count = 0;                        // the style layers: the last of them
   torch::Tensor style_input;
+  std::vector<torch::Tensor> style_seeds, gram_inputs;
+  optvis::StyleTarget gram_target;
   if (selected("style")) {
     cv::imwrite(style_image, cv::Scalar::all(255) - ReadImage(p.Strs("image")[0]));
     std::vector<std::string> style_layers;
@@ -158,13 +160,9 @@ int RunBench(const Params& p) {
     style_floor_layers.insert(style_floor_layers.end(), style_layers.begin(), style_layers.end());
     style_count = style_layers.size();
     style_input = ToModelInputOf(LoadStylePicture(p.Strs("image")[0], style_size, *model), *model);
-  }
-  // The floor's backward starts from dense gradients at the layers, as a step's losses give them
-  // (random, drawn once). Seeded with the layers' means instead, it got broadcast gradients, which
-  // the convolutions' backward copies out first: a floor about a tenth slower than the real one.
-  std::vector<torch::Tensor> style_seeds, gram_inputs;
-  optvis::StyleTarget gram_target;
-  if (selected("style")) {
+    // The floor's backward starts from dense gradients at the layers, as a step's losses give them
+    // (random, drawn once). Seeded with the layers' means instead, it got broadcast gradients, which
+    // the convolutions' backward copies out first: a floor about a tenth slower than the real one.
     torch::NoGradGuard no_grad;
     auto generator = at::detail::createCPUGenerator(1);
     const auto acts = model->lens().Forward(style_input, style_floor_layers, BackwardRule::kVanilla, false).activations;
