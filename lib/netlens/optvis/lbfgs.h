@@ -3,10 +3,11 @@
 // style tutorial's optimizer): the same iterates, with the two-loop recursion over the stored pairs
 // fused. LibTorch runs it as a dot product and an update per pair in each loop, each its own pass
 // over the whole parameter vector and its own parallel region; here one pass per pair updates and
-// takes the next pair's dot product together (float64 sums), so a step with a full history of 100
-// reads each stored vector twice instead of four times, in half the parallel regions. On small
-// networks that is a fifth of a style step (docs/performance.md). Other devices and types take
-// the same recursion in tensor operations.
+// takes the next pair's dot product together (summed in the vector lanes within blocks, the
+// blocks' sums in float64), so a step with a full history of 100 reads each stored vector twice
+// instead of four times, in half the parallel regions. On small networks that is a fifth of a
+// style step (docs/performance.md). Other devices and types take the same recursion in tensor
+// operations.
 #pragma once
 
 #include <deque>

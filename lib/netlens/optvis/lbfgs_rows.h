@@ -8,7 +8,7 @@
 namespace netlens::optvis {
 
 // v = scale * (base + coef * add) elementwise (add may be null: coef ignored), then the sum of
-// dot * v in double (0 where dot is null). v may be base.
+// dot * v (in T within blocks, the blocks' sums in double) (0 where dot is null). v may be base.
 template <typename T>
 double LbfgsPass(T* v, const T* base, double scale, double coef, const T* add, const T* dot, int64_t n);
 
