@@ -245,6 +245,15 @@ TEST(Featurevis, RunsInFloat64OnAnyChannelCount) {
   const auto curve = outcome.metrics["objective_curve"].get<std::vector<double>>();
   ASSERT_EQ(curve.size(), 6u);
   EXPECT_GT(curve.back(), curve.front());
+  // Where a step's time went: each part took some, and together no more than the steps did.
+  const Json& step_ms = outcome.metrics["step_ms"];
+  double parts = 0;
+  for (const char* part : {"objective", "gradient", "optimizer"}) {
+    ASSERT_TRUE(step_ms.contains(part)) << step_ms.dump();
+    EXPECT_GT(step_ms[part].get<double>(), 0) << part;
+    parts += step_ms[part].get<double>();
+  }
+  EXPECT_LE(parts * 6, 1000 * outcome.metrics["seconds"].get<double>() * (1 + 1e-9)) << outcome.metrics.dump();
 }
 
 int ReadGif(const std::string& bytes, std::vector<cv::Vec3b>* first_pixels) {

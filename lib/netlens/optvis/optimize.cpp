@@ -74,7 +74,9 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   StepProgress progress(options.progress, options.steps, options.what);
   const int64_t frame_every =
       options.frames > 0 ? std::max<int64_t>(1, options.steps / options.frames) : 0;
-  const auto start = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  const auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const auto start = Clock::now();
   torch::Tensor last_good;
   {
     torch::NoGradGuard no_grad;
@@ -86,12 +88,16 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   int64_t zero_steps = 0;
   for (int64_t step = 1; step <= options.steps; ++step) {
     bool stop = false;
-    double v = 0;
+    double v = 0, evaluation_seconds = 0;
+    const auto step_start = Clock::now();
     auto evaluate = [&]() -> torch::Tensor {
+      const auto evaluation_start = Clock::now();
       for (auto& p : params) p.mutable_grad() = torch::zeros_like(p);  // a stop leaves no update
       const torch::Tensor picture = param.Render();
       const torch::Tensor total = value(picture).sum();
       v = total.item<double>();
+      result.objective_seconds += since(evaluation_start);
+      const auto gradient_start = Clock::now();
       if (!std::isfinite(v)) {
         result.stopped = "the objective became " + std::string(std::isnan(v) ? "NaN" : "infinite") +
                          " at step " + std::to_string(step) + "; kept the picture of step " +
@@ -118,6 +124,8 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
         finite = finite && std::isfinite(m);
         if (std::isfinite(m)) params[i].mutable_grad() = grads[i];
       }
+      result.gradient_seconds += since(gradient_start);
+      evaluation_seconds = since(evaluation_start);
       result.curve.push_back(v);
       result.steps_done = step;
       // Zero gradients at the first steps, whatever the transforms drew: the unit is dead (or
@@ -137,7 +145,8 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
     if (lbfgs) lbfgs->Step(evaluate);
     else adam->step(evaluate);
     if (stop) break;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.optimizer_seconds += since(step_start) - evaluation_seconds;
+    const double seconds = since(start);
     progress.Step(step, v, seconds);
     if (step % log_every == 0 && step != options.steps)  // the curve in the log, 8 points
       Log().info("{}: step {}/{}, objective {:.4g}, {:.1f} steps/s", options.what, step,
@@ -159,7 +168,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   }
   if (!result.stopped.empty()) progress.Abort();
   result.picture = last_good;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = since(start);
   return result;
 }
 

@@ -151,9 +151,14 @@ std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result
   if (!result.curve.empty()) {
     ctx.metrics["objective_first"] = result.curve.front();
     ctx.metrics["objective_last"] = result.curve.back();
-    Log().info("{} steps in {:.2f} s ({:.1f} steps/s), objective {:.4g} -> {:.4g}", result.steps_done,
-               result.seconds, result.steps_done / std::max(result.seconds, 1e-9), result.curve.front(),
-               result.curve.back());
+    const double per_step_ms = 1000.0 / static_cast<double>(result.steps_done);
+    const double objective_ms = result.objective_seconds * per_step_ms, gradient_ms = result.gradient_seconds * per_step_ms,
+                 optimizer_ms = result.optimizer_seconds * per_step_ms;
+    ctx.metrics["step_ms"] = {{"objective", objective_ms}, {"gradient", gradient_ms}, {"optimizer", optimizer_ms}};
+    Log().info("{} steps in {:.2f} s ({:.1f} steps/s), objective {:.4g} -> {:.4g}; a step: objective (forward) {:.1f} ms, "
+               "gradient (backward) {:.1f} ms, the optimizer's update {:.1f} ms",
+               result.steps_done, result.seconds, result.steps_done / std::max(result.seconds, 1e-9), result.curve.front(),
+               result.curve.back(), objective_ms, gradient_ms, optimizer_ms);
   }
   return out;
 }
