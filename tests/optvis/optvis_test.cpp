@@ -338,6 +338,7 @@ TEST(Style, GramLossAndGradientEqualTheFormula) {
       const torch::Tensor e =
           scales[i] * (torch::mm(fy, fy.t()) / fy.numel() - torch::mm(fs, fs.t()) / fs.numel()).pow(2).mean();
       EXPECT_NEAR(losses[i].item<double>(), e.item<double>(), 1e-14) << format;
+      EXPECT_TRUE(test::AllClose(target.stats[i], torch::mm(fs, fs.t()) / fs.numel(), 1e-14)) << "both triangles";
       expected = expected + (i == 1 ? 2.0 : 1.0) * e;
     }
     const auto reference = torch::autograd::grad({expected}, y);
