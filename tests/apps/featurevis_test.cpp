@@ -117,7 +117,7 @@ TEST_F(Featurevis, BadObjectivesAreUsageErrors) {
   // A batch that cannot fit is refused before it starts, naming a batch that would.
   r = RunNetlens(base + " --objective features.12:0..511 --size 512 --memory-limit 2G");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("512 picture(s) of 536x536 need about"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("512 picture(s) of 512x512 need about"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("at a time"), std::string::npos) << r.output;
   r = RunNetlens(base + " --objective features.12:1 --image " + Shared("images/cat.png"));
   EXPECT_EQ(r.code, 2);
@@ -185,6 +185,17 @@ TEST_F(Featurevis, StyleBadInputIsAUsageError) {
   r = RunNetlens(base + " --style " + Shared("images/scream.jpg") + " --image " + Shared("images/cat.png"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--content and --style"), std::string::npos) << r.output;
+  // A picture that fits the budget with Adam (its pass about 5.4 GB) but not with L-BFGS's
+  // history (200 copies of it, 6.8 GB more) is refused before the first step, naming the history
+  // and Adam; no picture, array or animation is written.
+  const std::string big = test::TempDir("big") + "/out";
+  r = RunNetlens("style --model " + Shared("squeezenet1_0.pt") + " --content " + Shared("images/cat.png") + " --style " +
+                 Shared("images/scream.jpg") + " --size 2048 --memory-limit 8G --out " + big);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("L-BFGS's history of 100 steps"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--optimizer adam"), std::string::npos) << r.output;
+  for (const auto& entry : fs::directory_iterator(big))
+    EXPECT_TRUE(entry.path().extension() == ".json" || entry.path().extension() == ".log") << entry.path();
 }
 
 }  // namespace

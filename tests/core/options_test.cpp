@@ -80,6 +80,8 @@ TEST(Options, ParamsFallBackToDefaultsAndCatchUndeclaredKeys) {
   EXPECT_FALSE(p.Has("mean"));
   EXPECT_THROW(p.Floats("mean"), UsageError);
   EXPECT_THROW(p.Int("nonexistent"), InternalError);
+  EXPECT_TRUE(p.Declares("mean"));  // declared, without a value
+  EXPECT_FALSE(p.Declares("nonexistent"));
   EXPECT_EQ(p.Resolved()["method"], "gausslegendre");
 }
 

@@ -15,6 +15,7 @@
 #include "netlens/optvis/objective.h"
 #include "netlens/optvis/optimize.h"
 #include "netlens/optvis/param.h"
+#include "netlens/optvis/picture.h"
 #include "netlens/optvis/style.h"
 #include "netlens/optvis/transform.h"
 #include "netlens/techniques/optvis_family.h"
@@ -191,6 +192,26 @@ TEST(Transform, RowSlicedSamplingEqualsGridSample) {
     EXPECT_TRUE(test::AllClose(y, z, 1e-12)) << n;
     EXPECT_TRUE(test::AllClose(dy, dz, 1e-12)) << n;
   }
+}
+
+// An animation keeps small frames of a large picture: at most kAnimationSide on the longer side,
+// the aspect kept, the picture itself full size.
+TEST(Optimize, KeepsAnimationFramesSmall) {
+  optvis::ParamOptions po;
+  po.space = "pixel";
+  po.height = 20;
+  po.width = 1300;
+  optvis::ImageParam param(po);
+  optvis::OptimizeOptions oo;
+  oo.steps = 2;
+  oo.progress = "none";
+  oo.frames = 2;
+  const auto r = optvis::Optimize(param, [](const torch::Tensor& p) { return p.mean({1, 2, 3}); }, oo);
+  ASSERT_EQ(r.frames.size(), 3u);
+  for (const auto& f : r.frames) EXPECT_EQ(f.sizes().vec(), (std::vector<int64_t>{1, 3, 10, optvis::kAnimationSide}));
+  EXPECT_EQ(r.picture.sizes().vec(), (std::vector<int64_t>{1, 3, 20, 1300}));
+  // Area-averaged: the frame's mean is the picture's.
+  EXPECT_NEAR(r.frames.back().mean().item<double>(), r.picture.mean().item<double>(), 1e-3);
 }
 
 TEST(Optimize, AscendsALogitAndFlagsAConstantObjective) {

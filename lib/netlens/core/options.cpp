@@ -229,10 +229,15 @@ Params Params::Derived(const OptionTable& table, const Json& values) const {
   return Params(std::move(tables), std::move(merged));
 }
 
-const OptionSpec& Params::Spec(const std::string& key) const {
+const OptionSpec* Params::Find(const std::string& key) const {
   for (const auto* table : tables_)
     for (const auto& spec : *table)
-      if (spec.key == key) return spec;
+      if (spec.key == key) return &spec;
+  return nullptr;
+}
+
+const OptionSpec& Params::Spec(const std::string& key) const {
+  if (const OptionSpec* spec = Find(key)) return *spec;
   throw InternalError("Params: option " + Quote(key) + " is not declared by this technique");
 }
 
@@ -245,6 +250,7 @@ const Json& Params::Get(const std::string& key) const {
   return spec.default_value;
 }
 
+bool Params::Declares(const std::string& key) const { return Find(key) != nullptr; }
 bool Params::Has(const std::string& key) const {
   return IsSet(key) || !Spec(key).default_value.is_null();
 }

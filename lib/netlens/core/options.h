@@ -74,6 +74,7 @@ class Params {
   Params() = default;
   Params(std::vector<const OptionTable*> tables, Json values);
 
+  bool Declares(const std::string& key) const;  // one of the tables has the option
   bool Has(const std::string& key) const;  // set explicitly or has a non-null default
   bool IsSet(const std::string& key) const;  // set explicitly
   std::string Str(const std::string& key) const;
@@ -95,6 +96,7 @@ class Params {
 
  private:
   const Json& Get(const std::string& key) const;
+  const OptionSpec* Find(const std::string& key) const;  // null where no table has it
   const OptionSpec& Spec(const std::string& key) const;
 
   std::vector<const OptionTable*> tables_;

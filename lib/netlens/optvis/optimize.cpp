@@ -13,6 +13,7 @@
 #include "netlens/core/json_text.h"
 #include "netlens/core/log.h"
 #include "netlens/optvis/lbfgs.h"
+#include "netlens/optvis/picture.h"
 
 namespace netlens::optvis {
 
@@ -65,7 +66,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   std::unique_ptr<torch::optim::Adam> adam;
   std::unique_ptr<Lbfgs> lbfgs;
   if (options.optimizer == "lbfgs") {
-    lbfgs = std::make_unique<Lbfgs>(params, options.lr, 100);
+    lbfgs = std::make_unique<Lbfgs>(params, options.lr, kLbfgsHistory);
   } else if (options.optimizer == "adam") {
     adam = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options.lr));
   } else {
@@ -82,7 +83,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
     torch::NoGradGuard no_grad;
     last_good = param.Render().detach().to(torch::kCPU);
   }
-  if (frame_every > 0) result.frames.push_back(last_good);
+  if (frame_every > 0) result.frames.push_back(AnimationFrame(last_good));
   constexpr int64_t kZeroSteps = 8;
   const int64_t log_every = std::max<int64_t>(1, options.steps / 8);
   int64_t zero_steps = 0;
@@ -162,7 +163,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
         result.snapshots.push_back(now);
         Log().info("{}: snapshot at step {}/{}, objective {:.4g}", options.what, step, options.steps, v);
       }
-      if (frame) result.frames.push_back(now);
+      if (frame) result.frames.push_back(AnimationFrame(now));
       if (torch::isfinite(now).all().item<bool>()) last_good = now;
     }
   }

@@ -17,6 +17,10 @@
 
 namespace netlens::optvis {
 
+// L-BFGS keeps this many pairs of past steps and gradient changes (LibTorch's default), each
+// pair two copies of the picture's parameters.
+constexpr int64_t kLbfgsHistory = 100;
+
 struct OptimizeOptions {
   int64_t steps = 512;
   double lr = 0.05;
@@ -31,7 +35,7 @@ struct OptimizeResult {
   torch::Tensor picture;                  // last finite picture, N x C x H x W in [0, 1], CPU
   std::vector<int64_t> snapshot_steps;
   std::vector<torch::Tensor> snapshots;   // at the thresholds reached
-  std::vector<torch::Tensor> frames;      // N x C x H x W each
+  std::vector<torch::Tensor> frames;      // N x C x h x w each (AnimationFrame: at most kAnimationSide)
   std::vector<double> curve;              // objective (sum over samples) per step
   int64_t steps_done = 0;
   bool constant = false;                  // the objective does not depend on the picture

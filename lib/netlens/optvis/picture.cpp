@@ -1,5 +1,8 @@
 #include "netlens/optvis/picture.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <opencv2/imgproc.hpp>
 
 namespace netlens::optvis {
@@ -41,6 +44,20 @@ torch::Tensor Resized(const torch::Tensor& pictures, int64_t height, int64_t wid
                                       .size(std::vector<int64_t>{height, width})
                                       .mode(torch::kBilinear)
                                       .align_corners(false));
+}
+
+torch::Tensor AnimationFrame(const torch::Tensor& pictures) {
+  namespace F = torch::nn::functional;
+  const int64_t h = pictures.size(2), w = pictures.size(3), longer = std::max(h, w);
+  torch::Tensor frame = pictures.detach();
+  if (longer > kAnimationSide) {
+    const double f = static_cast<double>(kAnimationSide) / static_cast<double>(longer);
+    frame = F::interpolate(frame, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{std::max<int64_t>(1, std::lround(h * f)),
+                                                                 std::max<int64_t>(1, std::lround(w * f))})
+                                      .mode(torch::kArea));
+  }
+  return frame.to(torch::kCPU);
 }
 
 torch::Tensor TotalVariation(const torch::Tensor& p) {

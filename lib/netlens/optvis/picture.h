@@ -20,6 +20,14 @@ torch::Tensor PictureFromBgr(const cv::Mat& bgr, const ModelMetadata& meta, torc
 // (align_corners false); the tensor itself when it already has that size.
 torch::Tensor Resized(const torch::Tensor& pictures, int64_t height, int64_t width);
 
+// Animations keep their frames at most this many pixels on the longer side: a GIF is for
+// watching the optimization, and full-size frames of a 4096-pixel picture would hold 134 MB each.
+constexpr int64_t kAnimationSide = 640;
+
+// A frame of an animation: the pictures on the CPU, scaled down (area-averaged) to at most
+// kAnimationSide on the longer side.
+torch::Tensor AnimationFrame(const torch::Tensor& pictures);
+
 // Total variation per sample: mean |p[y+1] - p[y]| + mean |p[x+1] - p[x]| (N values).
 torch::Tensor TotalVariation(const torch::Tensor& pictures);
 

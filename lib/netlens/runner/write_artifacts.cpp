@@ -117,11 +117,13 @@ void WritePictures(Writer& w, const std::string& stem, const Artifact& a) {
 
 // T x N x C x H x W frames in [0, 1]: an animated GIF, each frame a grid when N > 1.
 void WriteAnimation(Writer& w, const std::string& stem, const Artifact& a) {
-  const torch::Tensor frames = a.tensor.detach().to(torch::kCPU, torch::kFloat64);
+  // Frame by frame: a float64 copy of all frames at once would double the animation's memory.
+  const torch::Tensor frames = a.tensor.detach();
   std::vector<cv::Mat> pictures;
   for (int64_t t = 0; t < frames.size(0); ++t) {
     std::vector<cv::Mat> tiles;
-    for (int64_t i = 0; i < frames.size(1); ++i) tiles.push_back(Writer::Enlarged(ColorImage(frames[t][i])));
+    for (int64_t i = 0; i < frames.size(1); ++i)
+      tiles.push_back(Writer::Enlarged(ColorImage(frames[t][i].to(torch::kCPU, torch::kFloat64))));
     pictures.push_back(tiles.size() == 1 ? tiles[0] : GridImage(tiles, {}));
   }
   w.Gif(stem, a, pictures);

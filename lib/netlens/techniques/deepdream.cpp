@@ -20,6 +20,7 @@
 namespace netlens {
 
 namespace {
+using optvis::AnimationFrame;
 using optvis::Resized;
 
 std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
@@ -36,7 +37,7 @@ std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
     cv::resize(bgr, bgr, cv::Size(), f, f, cv::INTER_AREA);
     Log().info("deepdream: the image is scaled to {}x{} (--max-side {})", bgr.cols, bgr.rows, max_side);
   }
-  CheckOptimizationMemory(p, model, "deepdream", 1, bgr.rows, bgr.cols);
+  CheckOptimizationMemory(p, model, "deepdream", 1, bgr.rows, bgr.cols, 0, 0, "--max-side");
   const torch::Tensor base = optvis::PictureFromBgr(bgr, model.meta(), model.device(), model.dtype());
   const int64_t h = base.size(2), w = base.size(3);
   const int64_t octaves = p.Int("octaves"), steps = p.Int("steps"), jitter = p.Int("jitter");
@@ -48,7 +49,7 @@ std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
 
   torch::Tensor detail = torch::zeros_like(base);
   torch::Tensor image;
-  std::vector<torch::Tensor> frames{base.to(torch::kCPU)};
+  std::vector<torch::Tensor> frames{AnimationFrame(base)};
   std::vector<double> curve;
   const int64_t frame_every = std::max<int64_t>(1, octaves * steps / std::max<int64_t>(1, p.Int("frames")));
   int64_t done = 0;
@@ -72,7 +73,7 @@ std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
       const double scale = g.abs().mean().item<double>();
       if (scale > 0) image = (image + step_size / scale * g).clamp(0, 1).detach();
       curve.push_back(v);
-      if (++done % frame_every == 0) frames.push_back(Resized(image, h, w).to(torch::kCPU));
+      if (++done % frame_every == 0) frames.push_back(AnimationFrame(Resized(image, h, w)));
     }
     detail = image - octave_base;
     Log().info("deepdream: octave {}/{} at {}x{}, objective {:.4g}", o + 1, octaves, ow, oh, curve.back());

@@ -47,7 +47,7 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
   const optvis::TransformOptions seen = TransformOptionsFrom(p, model, size, size);
   CheckOptimizationMemory(p, model, "featurevis", objective.batch,
                           seen.out_height > 0 ? seen.out_height : size + 2 * seen.pad,
-                          seen.out_width > 0 ? seen.out_width : size + 2 * seen.pad);
+                          seen.out_width > 0 ? seen.out_width : size + 2 * seen.pad, size, size);
   optvis::ImageParam param(ParamOptionsFrom(p, model, objective.batch, size, size));
   optvis::Transform transform(seen, static_cast<uint64_t>(p.Int("seed")) + 1);
   Log().info("featurevis: {} ({} picture(s) of {}x{}, {} steps)", objective.text, objective.batch,

@@ -6,6 +6,8 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/optvis/optimize.h"
+#include "netlens/optvis/picture.h"
 #include "netlens/techniques/common.h"
 
 namespace netlens {
@@ -96,18 +98,53 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
 }
 
 void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
-                             int64_t batch, int64_t height, int64_t width) {
+                             int64_t batch, int64_t height, int64_t width, int64_t picture_height,
+                             int64_t picture_width, const std::string& size_option) {
   const MemoryBudget budget = ParseMemoryBudget(p.Str("memory_limit"), model.device());
   if (budget.bytes <= 0) return;
-  const double need = model.PassBytes(height, width, batch, /*with_grad=*/true);
+  const double ph = static_cast<double>(picture_height > 0 ? picture_height : height);
+  const double pw = static_cast<double>(picture_width > 0 ? picture_width : width);
+  const double element = model.dtype() == torch::kFloat64 ? 8.0 : 4.0;
+  const double pictures = static_cast<double>(batch) * static_cast<double>(model.meta().channels) * element;
+  const double picture = pictures * ph * (pw + 2);  // the parameters (an FFT spectrum is as large)
+  struct Part {
+    std::string what;
+    double bytes;
+    std::string remedy;
+  };
+  std::vector<Part> parts{{"a forward and backward pass", model.PassBytes(height, width, batch, /*with_grad=*/true), ""}};
+  if (p.Declares("optimizer")) {
+    if (p.Str("optimizer") == "lbfgs")
+      parts.push_back({"L-BFGS's history of " + std::to_string(optvis::kLbfgsHistory) + " steps",
+                       static_cast<double>(2 * optvis::kLbfgsHistory + 4) * picture, "--optimizer adam"});
+    else
+      parts.push_back({"Adam's moments", 4 * picture, ""});
+  }
+  if (p.Declares("frames") && p.Int("frames") > 0) {
+    const double f = std::min(1.0, static_cast<double>(optvis::kAnimationSide) / std::max(ph, pw));
+    // Kept as they come, then stacked into one tensor for the GIF: twice.
+    const int64_t frames = p.Int("frames") + 1;
+    parts.push_back({std::to_string(frames) + " animation frames",
+                     2.0 * static_cast<double>(frames) * pictures * std::ceil(ph * f) * std::ceil(pw * f), "fewer --frames"});
+  }
+  if (p.Declares("thresholds") && p.IsSet("thresholds"))
+    parts.push_back({"the snapshots", static_cast<double>(p.Ints("thresholds").size()) * picture, "fewer --thresholds"});
+  double need = 0;
+  for (const auto& part : parts) need += part.bytes;
   if (need <= budget.bytes) return;
-  const double one = model.PassBytes(height, width, 1, true);
-  const int64_t fits = static_cast<int64_t>(budget.bytes / one);
-  throw UsageError(what + ": " + std::to_string(batch) + " picture(s) of " + std::to_string(width) + "x" +
-                   std::to_string(height) + " need about " + FormatBytes(need) + " per step, more than the budget of " +
-                   FormatBytes(budget.bytes) + " (" + budget.source + "); " +
-                   (fits >= 1 ? "optimize at most " + std::to_string(fits) + " at a time (a shorter channel range)"
-                              : std::string("use a smaller --size")) + " or raise --memory-limit");
+  std::string detail, remedies;
+  for (const auto& part : parts) {
+    if (part.bytes <= 0) continue;
+    detail += (detail.empty() ? "" : ", ") + part.what + " " + FormatBytes(part.bytes);
+    if (!part.remedy.empty() && part.bytes >= 0.25 * need) remedies += part.remedy + ", ";
+  }
+  const int64_t fits = static_cast<int64_t>(budget.bytes / (need / static_cast<double>(batch)));
+  remedies += batch > 1 && fits >= 1 ? "optimize at most " + std::to_string(fits) + " at a time (a shorter channel range)"
+                                     : "use a smaller " + size_option;
+  throw UsageError(what + ": " + std::to_string(batch) + " picture(s) of " + std::to_string(static_cast<int64_t>(pw)) + "x" +
+                   std::to_string(static_cast<int64_t>(ph)) + " need about " + FormatBytes(need) + " (" + detail +
+                   "), more than the budget of " + FormatBytes(budget.bytes) + " (" + budget.source + "); " + remedies +
+                   ", or raise --memory-limit");
 }
 
 std::vector<Artifact> OptimizationArtifacts(const optvis::OptimizeResult& result,

@@ -41,10 +41,15 @@ optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& mode
                                               int64_t width);
 optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what);
 
-// Refuses an optimization whose forward+backward pass on `batch` pictures of height x width
-// (as the model sees them) would not fit the memory budget (--memory-limit), naming the remedy.
+// Refuses an optimization that would not fit the memory budget (--memory-limit), naming its
+// parts and the remedies. Counted: the forward+backward pass on `batch` pictures of height x width
+// as the model sees them; for `batch` pictures of picture_height x picture_width (0: the same),
+// the optimizer's state (L-BFGS: its history, 200 copies of the picture; Adam: its moments), the
+// animation's frames (at most optvis::kAnimationSide on a side) and the snapshots. `size_option`
+// names the option that makes pictures smaller.
 void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
-                             int64_t batch, int64_t height, int64_t width);
+                             int64_t batch, int64_t height, int64_t width, int64_t picture_height = 0,
+                             int64_t picture_width = 0, const std::string& size_option = "--size");
 
 // Artifacts and manifest figures of an optimization run: the picture (with captions), a picture
 // per snapshot, the animation; warnings for a constant objective or an early stop.
