@@ -105,8 +105,9 @@ void CheckOptimizationMemory(const Params& p, const Model& model, const std::str
   const double ph = static_cast<double>(picture_height > 0 ? picture_height : height);
   const double pw = static_cast<double>(picture_width > 0 ? picture_width : width);
   const double element = model.dtype() == torch::kFloat64 ? 8.0 : 4.0;
-  const double pictures = static_cast<double>(batch) * static_cast<double>(model.meta().channels) * element;
-  const double picture = pictures * ph * (pw + 2);  // the parameters (an FFT spectrum is as large)
+  // Bytes of one pixel position across the batch's pictures and channels.
+  const double pixel = static_cast<double>(batch) * static_cast<double>(model.meta().channels) * element;
+  const double picture = pixel * ph * (pw + 2);  // the parameters (an FFT spectrum is as large)
   struct Part {
     std::string what;
     double bytes;
@@ -125,7 +126,7 @@ void CheckOptimizationMemory(const Params& p, const Model& model, const std::str
     // Kept as they come, then stacked into one tensor for the GIF: twice.
     const int64_t frames = p.Int("frames") + 1;
     parts.push_back({std::to_string(frames) + " animation frames",
-                     2.0 * static_cast<double>(frames) * pictures * std::ceil(ph * f) * std::ceil(pw * f), "fewer --frames"});
+                     2.0 * static_cast<double>(frames) * pixel * std::ceil(ph * f) * std::ceil(pw * f), "fewer --frames"});
   }
   if (p.Declares("thresholds") && p.IsSet("thresholds"))
     parts.push_back({"the snapshots", static_cast<double>(p.Ints("thresholds").size()) * picture, "fewer --thresholds"});
