@@ -196,6 +196,14 @@ TEST_F(Featurevis, StyleBadInputIsAUsageError) {
   EXPECT_NE(r.output.find("--optimizer adam"), std::string::npos) << r.output;
   for (const auto& entry : fs::directory_iterator(big))
     EXPECT_TRUE(entry.path().extension() == ".json" || entry.path().extension() == ".log") << entry.path();
+  // Sliced-wasserstein without --optimizer runs with Adam: its moments are counted, not L-BFGS's
+  // history (a budget under the pass alone, so that the refusal lists what was counted).
+  r = RunNetlens("style --model " + Shared("squeezenet1_0.pt") + " --content " + Shared("images/cat.png") + " --style " +
+                 Shared("images/scream.jpg") + " --style-metric sliced-wasserstein --size 2048 --memory-limit 4G --out " +
+                 test::TempDir("big_sw"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("Adam's moments"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("L-BFGS"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -99,7 +99,8 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
 
 void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
                              int64_t batch, int64_t height, int64_t width, int64_t picture_height,
-                             int64_t picture_width, const std::string& size_option) {
+                             int64_t picture_width, const std::string& size_option,
+                             const std::string& optimizer) {
   const MemoryBudget budget = ParseMemoryBudget(p.Str("memory_limit"), model.device());
   if (budget.bytes <= 0) return;
   const double ph = static_cast<double>(picture_height > 0 ? picture_height : height);
@@ -114,8 +115,8 @@ void CheckOptimizationMemory(const Params& p, const Model& model, const std::str
     std::string remedy;
   };
   std::vector<Part> parts{{"a forward and backward pass", model.PassBytes(height, width, batch, /*with_grad=*/true), ""}};
-  if (p.Declares("optimizer")) {
-    if (p.Str("optimizer") == "lbfgs")
+  if (p.Declares("optimizer") || !optimizer.empty()) {
+    if ((optimizer.empty() ? p.Str("optimizer") : optimizer) == "lbfgs")
       parts.push_back({"L-BFGS's history of " + std::to_string(optvis::kLbfgsHistory) + " steps",
                        static_cast<double>(2 * optvis::kLbfgsHistory + 4) * picture, "--optimizer adam"});
     else

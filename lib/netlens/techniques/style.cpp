@@ -119,7 +119,17 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const int64_t size = p.Int("size");
   const torch::Tensor content = LoadStylePicture(p.Str("content"), size, model);
   const int64_t h = content.size(2), w = content.size(3);
-  CheckOptimizationMemory(p, model, "style", 1, h, w);
+  std::string names;
+  for (const auto& s : styles) names += (names.empty() ? "" : "+") + fs::path(s).stem().string();
+  optvis::OptimizeOptions oo = OptimizeOptionsFrom(p, "style " + names);
+  if (metric == optvis::StyleMetric::kSlicedWasserstein && !p.IsSet("optimizer")) {
+    // New random directions at every step make the loss stochastic, which L-BFGS' curvature
+    // estimates do not expect: Adam (at its own default step unless --lr) for this metric.
+    oo.optimizer = "adam";
+    if (!p.IsSet("lr")) oo.lr = DefaultLr(oo.optimizer);
+    Log().info("style: sliced-wasserstein optimizes with Adam, lr {} (--optimizer lbfgs to override)", oo.lr);
+  }
+  CheckOptimizationMemory(p, model, "style", 1, h, w, 0, 0, "--size", oo.optimizer);
   std::vector<std::string> layers = content_layers;
   for (const auto& l : style_layers)
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
@@ -204,18 +214,8 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
     curves["tv"].push_back(tv_value);
     return (-total).reshape({1});
   };
-  std::string names;
-  for (const auto& s : styles) names += (names.empty() ? "" : "+") + fs::path(s).stem().string();
   Log().info("style: {} in the style of {}, {}x{}, {} {} steps, metric {}", fs::path(p.Str("content")).filename().string(),
-             names, w, h, p.Str("optimizer"), p.Int("steps"), p.Str("style_metric"));
-  optvis::OptimizeOptions oo = OptimizeOptionsFrom(p, "style " + names);
-  if (metric == optvis::StyleMetric::kSlicedWasserstein && !p.IsSet("optimizer")) {
-    // New random directions at every step make the loss stochastic, which L-BFGS' curvature
-    // estimates do not expect: Adam (at its own default step unless --lr) for this metric.
-    oo.optimizer = "adam";
-    if (!p.IsSet("lr")) oo.lr = DefaultLr(oo.optimizer);
-    Log().info("style: sliced-wasserstein optimizes with Adam, lr {} (--optimizer lbfgs to override)", oo.lr);
-  }
+             names, w, h, oo.optimizer, p.Int("steps"), p.Str("style_metric"));
   const optvis::OptimizeResult result = optvis::Optimize(*param, value, oo);
 
   ctx.metrics["layers"] = {{"content", content_layers}, {"style", style_layers}};
