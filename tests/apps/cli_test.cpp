@@ -493,6 +493,45 @@ TEST(Cli, SmoothActivationsFlagReachesTheRules) {
   EXPECT_FALSE(torch::allclose(ga, gb));
 }
 
+// gist on a model without ReLU-like activations: its guided panels take the generalized rule
+// (the same map as `guided --smooth-activations`, not the vanilla gradient that plain guided gives
+// there), and the manifest says the option was implied; given as false, the plain rule stays.
+TEST(Cli, GistImpliesSmoothActivationsWithoutRectifiers) {
+  torch::manual_seed(5);
+  torch::jit::Module conv("Conv2d", test::SharedUnit(), true);
+  conv.register_parameter("weight", torch::randn({4, 3, 3, 3}), false);
+  conv.define("def forward(self, x):\n    return torch.conv2d(x, self.weight)\n");
+  torch::jit::Module net("SiluNet", test::SharedUnit(), true);
+  net.register_module("conv", conv);
+  net.register_parameter("v", torch::randn({3, 4}), false);
+  net.define("def forward(self, x):\n    a = torch.silu(self.conv.forward(x))\n"
+             "    return torch.matmul(a.mean([2, 3]), self.v.t())\n");
+  const std::string model = test::SaveAndLoad(net, 3, 32, 32, "float32")->path();
+  const std::string base = " --model " + model + " --image " + test::SourceDir() + "/assets/content/fruits.jpg --out ";
+  const std::string gist = test::TempDir("gist_silu"), plain_gist = test::TempDir("gist_silu_plain");
+  const std::string smooth = test::TempDir("guided_silu_smooth"), plain = test::TempDir("guided_silu_plain");
+  for (const auto& [args, dir] : std::vector<std::pair<std::string, std::string>>{
+           {"gist", gist}, {"gist --smooth-activations=false", plain_gist},
+           {"guided --smooth-activations", smooth}, {"guided", plain}}) {
+    const Result r = RunNetlens(args + base + dir);
+    ASSERT_EQ(r.code, 0) << args << "\n" << r.output;
+    if (dir == gist) EXPECT_NE(r.output.find("--smooth-activations implied"), std::string::npos) << r.output;
+  }
+  const Json m = Json::parse(std::ifstream(gist + "/manifest.json"))["jobs"][0]["metrics"]["activations"];
+  EXPECT_EQ(m["generalized_kinds"], Json({{"silu", 1}})) << m.dump();
+  EXPECT_EQ(m["implied_smooth_activations"], true) << m.dump();
+  const Json mp = Json::parse(std::ifstream(plain_gist + "/manifest.json"))["jobs"][0]["metrics"]["activations"];
+  EXPECT_EQ(mp["left_kinds"], Json({{"silu", 1}})) << mp.dump();
+  EXPECT_FALSE(mp.contains("implied_smooth_activations")) << mp.dump();
+  const torch::Tensor g = ReadNpyFile(gist + "/fruits_guided.npy", "g", 1e6, "g");
+  const torch::Tensor gp = ReadNpyFile(plain_gist + "/fruits_guided.npy", "gp", 1e6, "gp");
+  const torch::Tensor s = ReadNpyFile(smooth + "/fruits_guided.npy", "s", 1e6, "s");
+  const torch::Tensor v = ReadNpyFile(plain + "/fruits_guided.npy", "v", 1e6, "v");
+  EXPECT_TRUE(torch::allclose(g, s, 1e-5, 1e-7));
+  EXPECT_TRUE(torch::allclose(gp, v, 1e-5, 1e-7));
+  EXPECT_FALSE(torch::allclose(g, v, 1e-3, 1e-6));
+}
+
 TEST(Hardening, VersionNamesTheBlasInUse) {
   const Result r = RunNetlens("--version");
   EXPECT_EQ(r.code, 0);

@@ -114,6 +114,21 @@ std::string Percent(double p) {
   return buf;
 }
 
+// The lens' smooth-activation rules switched on (when `on`) for a scope, then as they were.
+class SmoothRulesScope {
+ public:
+  SmoothRulesScope(Lens& lens, bool on) : lens_(lens), was_(lens.SmoothActivationRules()) {
+    lens_.SetSmoothActivationRules(was_ || on);
+  }
+  ~SmoothRulesScope() { lens_.SetSmoothActivationRules(was_); }
+  SmoothRulesScope(const SmoothRulesScope&) = delete;
+  SmoothRulesScope& operator=(const SmoothRulesScope&) = delete;
+
+ private:
+  Lens& lens_;
+  bool was_;
+};
+
 std::vector<Artifact> RunGist(TechniqueContext& ctx) {
   const Params& p = ctx.params;
   Model& model = ctx.model;
@@ -128,8 +143,23 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
                                             /*input_grad=*/false);
   const double layers_ms = timer.Stage("gist: activations and gradients at " + std::to_string(layers.size()) +
                                        " layers (one pass)");
-  const Gradients guided = TargetGradients(model, x, ctx.target, {}, BackwardRule::kGuided);
-  ctx.metrics["activations"] = RectifierReport(model, BackwardRule::kGuided);
+  // On a model without ReLU-like activations (SiLU, GELU, Hardswish only) the guided rule would
+  // change nothing and the guided panels would repeat the vanilla gradient: gist takes netlens'
+  // generalization of the rule there (--smooth-activations) unless the option was given, and says so.
+  const ActivationCensus census = ActivationsOf(model);
+  const bool implied = !p.IsSet("smooth_activations") && !model.lens().SmoothActivationRules() &&
+                       census.Rectifiers() == 0 && census.Others() > 0;
+  if (implied)
+    Log().info("gist: the model has no ReLU-like activation, so guided backprop applies netlens' generalization "
+               "of its rule to the others (--smooth-activations implied; --smooth-activations false for the "
+               "plain rule, which equals the vanilla gradient here)");
+  Gradients guided;
+  {
+    SmoothRulesScope scope(model.lens(), implied);  // the model serves a batch's later jobs as loaded
+    guided = TargetGradients(model, x, ctx.target, {}, BackwardRule::kGuided);
+    ctx.metrics["activations"] = RectifierReport(model, BackwardRule::kGuided);
+  }
+  if (implied) ctx.metrics["activations"]["implied_smooth_activations"] = true;
   const double guided_ms = timer.Stage("gist: guided backprop");
   const std::string attribution = p.Str("attribution");
   std::vector<Artifact> attr = attribution == "integrated-gradients"

@@ -46,6 +46,11 @@ bool DeepLiftOneBackward(Model& model) {
   return EntryOf(model).deeplift_one_backward;
 }
 
+ActivationCensus ActivationsOf(Model& model) {
+  std::lock_guard<std::mutex> lock(known_mutex);
+  return EntryOf(model).census;
+}
+
 nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
   std::lock_guard<std::mutex> lock(known_mutex);
   Known* entry = &EntryOf(model);

@@ -6,12 +6,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "netlens/model/graph.h"
 #include "netlens/model/model.h"
 #include "netlens/model/rectifier_op.h"
 
 namespace netlens {
 
 nlohmann::json RectifierReport(Model& model, BackwardRule rule);
+
+// The model's activations as the rules see them (CountActivations in model/graph.h); analysed
+// once per model.
+ActivationCensus ActivationsOf(Model& model);
 
 // Whether DeepLIFT on this model may run one backward pass over the inputs alone
 // (DeepLiftOneBackwardIsExact in model/graph.h); analysed once per model.
