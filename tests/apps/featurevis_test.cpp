@@ -193,7 +193,12 @@ TEST_F(Featurevis, StyleBadInputIsAUsageError) {
                  Shared("images/scream.jpg") + " --size 2048 --memory-limit 8G --out " + big);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("L-BFGS's history of 100 steps"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("--optimizer adam"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--optimizer adam or a shorter --lbfgs-history"), std::string::npos) << r.output;
+  // A shorter history is counted as given (20 + 4 copies of the picture).
+  r = RunNetlens("style --model " + Shared("squeezenet1_0.pt") + " --content " + Shared("images/cat.png") + " --style " +
+                 Shared("images/scream.jpg") + " --size 2048 --lbfgs-history 10 --memory-limit 4G --out " + test::TempDir("big_h"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("L-BFGS's history of 10 steps 806 MB"), std::string::npos) << r.output;
   for (const auto& entry : fs::directory_iterator(big))
     EXPECT_TRUE(entry.path().extension() == ".json" || entry.path().extension() == ".log") << entry.path();
   // Sliced-wasserstein without --optimizer runs with Adam: its moments are counted, not L-BFGS's

@@ -214,6 +214,34 @@ TEST(Optimize, KeepsAnimationFramesSmall) {
   EXPECT_NEAR(r.frames.back().mean().item<double>(), r.picture.mean().item<double>(), 1e-3);
 }
 
+// L-BFGS keeps the history it is given: on an ill-conditioned quadratic, one pair and eight give
+// the same first steps (one pair either way) and different iterates once a second pair exists.
+TEST(Optimize, TakesTheLbfgsHistoryItIsGiven) {
+  auto run = [](int64_t history) {
+    optvis::ParamOptions po;
+    po.space = "pixel";
+    po.valid = "clamp";
+    po.decorrelate = false;
+    po.height = po.width = 4;
+    po.dtype = torch::kFloat64;
+    optvis::ImageParam param(po, torch::full({1, 3, 4, 4}, 0.5, torch::kFloat64));
+    optvis::OptimizeOptions oo;
+    oo.steps = 12;
+    oo.progress = "none";
+    oo.optimizer = "lbfgs";
+    oo.lr = 0.05;
+    oo.history = history;
+    const torch::Tensor w = torch::logspace(-1, 1, 48, 10, torch::kFloat64).view({1, 3, 4, 4});
+    return optvis::Optimize(param, [&](const torch::Tensor& p) { return -(w * (p - 0.3).pow(2)).sum({1, 2, 3}); }, oo).curve;
+  };
+  const std::vector<double> one = run(1), eight = run(8);
+  ASSERT_EQ(one.size(), 12u);
+  ASSERT_EQ(eight.size(), 12u);
+  EXPECT_EQ(one[0], eight[0]);
+  EXPECT_EQ(one[1], eight[1]);  // one pair either way after the first step
+  EXPECT_GT(std::abs(one[3] - eight[3]), 1e-6 * std::abs(one[3]));
+}
+
 TEST(Optimize, AscendsALogitAndFlagsAConstantObjective) {
   test::LinearModel lin(3, 4, 4, 2);
   Model& m = *lin.model;

@@ -66,7 +66,7 @@ OptimizeResult Optimize(ImageParam& param, const ValueFn& value, const OptimizeO
   std::unique_ptr<torch::optim::Adam> adam;
   std::unique_ptr<Lbfgs> lbfgs;
   if (options.optimizer == "lbfgs") {
-    lbfgs = std::make_unique<Lbfgs>(params, options.lr, kLbfgsHistory);
+    lbfgs = std::make_unique<Lbfgs>(params, options.lr, options.history);
   } else if (options.optimizer == "adam") {
     adam = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options.lr));
   } else {

@@ -17,14 +17,15 @@
 
 namespace netlens::optvis {
 
-// L-BFGS keeps this many pairs of past steps and gradient changes (LibTorch's default), each
-// pair two copies of the picture's parameters.
+// L-BFGS keeps this many pairs of past steps and gradient changes by default (LibTorch's, the
+// PyTorch tutorial's and Lua neural-style's), each pair two copies of the picture's parameters.
 constexpr int64_t kLbfgsHistory = 100;
 
 struct OptimizeOptions {
   int64_t steps = 512;
   double lr = 0.05;
   std::string optimizer = "adam";   // adam | lbfgs (one evaluation per step)
+  int64_t history = kLbfgsHistory;  // L-BFGS: pairs of curvature history kept
   std::vector<int64_t> thresholds;  // steps at which a snapshot is kept
   int64_t frames = 0;               // animation frames, spread evenly over the steps (0: none)
   std::string progress = "auto";    // auto (a bar on a terminal) | bar | json | none

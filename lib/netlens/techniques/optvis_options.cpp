@@ -18,6 +18,9 @@ OptionTable OptimizationOptions(const OptimizationDefaults& d) {
       {"lr", OptionType::kFloat, "learning rate (Adam; default 0.05) or step length (L-BFGS; default 1.0)",
        nullptr, {}, 1e-8, 1e3},
       {"optimizer", OptionType::kString, "adam, or lbfgs (one evaluation per step)", d.optimizer, {"adam", "lbfgs"}},
+      {"lbfgs_history", OptionType::kInt,
+       "L-BFGS: past steps kept for its curvature estimate (each two copies of the picture; fewer: "
+       "less memory and faster steps on large pictures)", optvis::kLbfgsHistory, {}, 1.0, 1000.0},
       {"param", OptionType::kString, "parameterization of the picture", d.param, {"fft", "pixel"}},
       {"decorrelate", OptionType::kBool, "decorrelated colour (Lucid's ImageNet colour matrix)", true},
       {"valid", OptionType::kString, "how values are kept in [0, 1]", d.valid, {"sigmoid", "clamp"}},
@@ -87,6 +90,9 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
   optvis::OptimizeOptions o;
   o.steps = p.Int("steps");
   o.optimizer = p.Str("optimizer");
+  o.history = p.Int("lbfgs_history");
+  if (p.IsSet("lbfgs_history") && o.optimizer != "lbfgs")
+    Log().warn("{}: --lbfgs-history applies to L-BFGS; ignored with {}", what, o.optimizer);
   o.lr = p.IsSet("lr") ? p.Float("lr") : DefaultLr(o.optimizer);
   if (!p.IsSet("lr") && p.IsSet("optimizer"))
     Log().info("{}: {} at its default step size, --lr {}", what, o.optimizer, o.lr);
@@ -116,9 +122,11 @@ void CheckOptimizationMemory(const Params& p, const Model& model, const std::str
   };
   std::vector<Part> parts{{"a forward and backward pass", model.PassBytes(height, width, batch, /*with_grad=*/true), ""}};
   if (p.Declares("optimizer") || !optimizer.empty()) {
-    if ((optimizer.empty() ? p.Str("optimizer") : optimizer) == "lbfgs")
-      parts.push_back({"L-BFGS's history of " + std::to_string(optvis::kLbfgsHistory) + " steps",
-                       static_cast<double>(2 * optvis::kLbfgsHistory + 4) * picture, "--optimizer adam"});
+    if ((optimizer.empty() ? p.Str("optimizer") : optimizer) == "lbfgs") {
+      const int64_t history = std::min(p.Int("lbfgs_history"), p.Int("steps"));  // no more pairs than steps
+      parts.push_back({"L-BFGS's history of " + std::to_string(history) + " steps",
+                       static_cast<double>(2 * history + 4) * picture, "--optimizer adam or a shorter --lbfgs-history"});
+    }
     else
       parts.push_back({"Adam's moments", 4 * picture, ""});
   }
