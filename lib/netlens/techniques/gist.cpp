@@ -151,7 +151,7 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
                        census.Rectifiers() == 0 && census.Others() > 0;
   if (implied)
     Log().info("gist: the model has no ReLU-like activation, so guided backprop applies netlens' generalization "
-               "of its rule to the others (--smooth-activations implied; --smooth-activations false for the "
+               "of its rule to the others (--smooth-activations implied; --smooth-activations=false for the "
                "plain rule, which equals the vanilla gradient here)");
   Gradients guided;
   {

@@ -126,9 +126,9 @@ void CheckOptimizationMemory(const Params& p, const Model& model, const std::str
       const int64_t history = std::min(p.Int("lbfgs_history"), p.Int("steps"));  // no more pairs than steps
       parts.push_back({"L-BFGS's history of " + std::to_string(history) + " steps",
                        static_cast<double>(2 * history + 4) * picture, "--optimizer adam or a shorter --lbfgs-history"});
-    }
-    else
+    } else {
       parts.push_back({"Adam's moments", 4 * picture, ""});
+    }
   }
   if (p.Declares("frames") && p.Int("frames") > 0) {
     const double f = std::min(1.0, static_cast<double>(optvis::kAnimationSide) / std::max(ph, pw));

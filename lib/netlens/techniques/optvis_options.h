@@ -44,10 +44,11 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
 // Refuses an optimization that would not fit the memory budget (--memory-limit), naming its
 // parts and the remedies. Counted: the forward+backward pass on `batch` pictures of height x width
 // as the model sees them; for `batch` pictures of picture_height x picture_width (0: the same),
-// the optimizer's state (L-BFGS: its history, 200 copies of the picture; Adam: its moments), the
-// animation's frames (at most optvis::kAnimationSide on a side) and the snapshots. `size_option`
-// names the option that makes pictures smaller; `optimizer`, the optimizer the run will use when
-// that is not --optimizer's value (empty: --optimizer's).
+// the optimizer's state (L-BFGS: two copies of the picture per pair of history kept, at most one
+// pair per step; Adam: its moments), the animation's frames (at most optvis::kAnimationSide on a
+// side) and the snapshots. `size_option` names the option that makes pictures smaller;
+// `optimizer`, the optimizer the run will use when that is not --optimizer's value (empty:
+// --optimizer's).
 void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
                              int64_t batch, int64_t height, int64_t width, int64_t picture_height = 0,
                              int64_t picture_width = 0, const std::string& size_option = "--size",
