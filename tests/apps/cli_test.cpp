@@ -367,6 +367,13 @@ TEST(Cli, BenchPrintsATableWithRatios) {
   EXPECT_NE(r.output.find("| technique | options | time ms | floor | floor ms | ratio |"), std::string::npos);
   EXPECT_NE(r.output.find("| occlusion |"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("64 fwd in batches of 32"), std::string::npos) << r.output;  // layer3: 64 channels
+  // Style: the steps, their updates, and the parts the floor leaves out, each as a row.
+  const Result s = RunNetlens("bench --model " + Shared("resnet20_cifar10.pt") + " --image " + Shared("images/cat.png") +
+                              " --repeat 1 --only style");
+  ASSERT_EQ(s.code, 0) << s.output;
+  for (const char* row : {"| style | the same, its steps only", "| style | of its steps, the optimizer's updates (lbfgs)",
+                          "| style | its Gram products alone", "| style | L-BFGS's directions alone with a full history of 100 pairs"})
+    EXPECT_NE(s.output.find(row), std::string::npos) << row << "\n" << s.output;
 }
 
 TEST(Cli, OptionsPageIsCurrent) {

@@ -19,6 +19,8 @@
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
 #include "netlens/image/image_io.h"
+#include "netlens/optvis/lbfgs.h"
+#include "netlens/optvis/optimize.h"
 #include "netlens/optvis/style.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/runner.h"
@@ -64,10 +66,9 @@ struct Case {
   // whose few timed runs that one-time cost would otherwise weigh on.
   bool warm_up = false;
   bool new_reference = false;  // DeepLIFT: forget the reference's recorded pass before each run
-  // A part of the technique's work timed alone and set against the same floor (style: the Gram
-  // products), where it shows what the floor leaves out.
-  std::function<void()> part;
-  std::string part_what;
+  // Parts of the technique's work timed alone and set against the same floor (style: the Gram
+  // products; L-BFGS's directions with a full history), where they show what the floor leaves out.
+  std::vector<std::pair<std::string, std::function<void()>>> parts;
 };
 
 }  // namespace
@@ -193,6 +194,27 @@ int RunBench(const Params& p) {
       torch::autograd::grad({total}, x);
     }
   };
+  // L-BFGS's direction over a full history, for a picture of the style case's size: the history
+  // filled once (on a quadratic with positive curvature, so that every pair is kept), then 32
+  // directions from one gradient. Prepared at its first timing.
+  std::unique_ptr<optvis::Lbfgs> full_history;
+  torch::Tensor direction_gradient;
+  auto style_directions = [&] {
+    if (!full_history) {
+      torch::Tensor picture = torch::rand(style_input.sizes(), style_input.options().memory_format(torch::MemoryFormat::Contiguous))
+                                  .requires_grad_(true);
+      const torch::Tensor curvature = torch::rand_like(picture) + 0.5;
+      full_history = std::make_unique<optvis::Lbfgs>(std::vector<torch::Tensor>{picture}, 0.1, optvis::kLbfgsHistory);
+      for (int64_t i = 0; i <= optvis::kLbfgsHistory; ++i)
+        full_history->Step([&] {
+          torch::NoGradGuard no_grad;
+          picture.mutable_grad() = curvature * picture;
+          return (curvature * picture * picture).sum() / 2;
+        });
+      direction_gradient = torch::randn_like(picture).flatten();
+    }
+    for (int64_t i = 0; i < style_steps; ++i) full_history->Direction(direction_gradient);
+  };
   const int64_t occlusions = ((H - 32 + 15) / 16 + 1) * ((W - 32 + 15) / 16 + 1);
   // Superpixel techniques on 49 grid tiles (the mask tools/bench_captum.py gives Captum): k + 1
   // forwards, and 256 samples.
@@ -234,8 +256,11 @@ int RunBench(const Params& p) {
         "32 fwd+bwd to the layer, batch 16"}, [&] { fv_floor(16); }},
       {{"style", {{"content", p.Strs("image")[0]}, {"style", Json::array({style_image})}, {"size", style_size}, {"steps", style_steps},
                   {"frames", 0}, {"progress", "none"}},
-        "32 fwd+bwd to the deepest style layer", false, false, style_gram,
-        "its Gram products alone: 32 x loss and gradient at the style layers"}, [&] { style_floor(); }},
+        "32 fwd+bwd to the deepest style layer", false, false,
+        {{"its Gram products alone: 32 x loss and gradient at the style layers", style_gram},
+         {"L-BFGS's directions alone with a full history of " + std::to_string(optvis::kLbfgsHistory) +
+              " pairs (every step after a run's 100th; the 32 above average 16): 32 x",
+          style_directions}}}, [&] { style_floor(); }},
   };
   std::cout << "model " << model->path() << ", input 1x" << x.size(1) << "x" << H << "x" << W << ", "
             << threads << " threads, device " << model->device().str() << ", dtype " << p.Str("dtype")
@@ -285,9 +310,9 @@ int RunBench(const Params& p) {
                     floor_ms, update_ms[update_ms.size() / 2] / floor_ms);
       std::cout << line;
     }
-    if (c.part) {
-      const double part_ms = TimeMs(c.part, [] {}, repeat).first;
-      std::snprintf(line, sizeof(line), "| %s | %s | %.1f | %s | %.1f | %.2f |\n", c.technique.c_str(), c.part_what.c_str(),
+    for (const auto& [what, part] : c.parts) {
+      const double part_ms = TimeMs(part, [] {}, repeat).first;
+      std::snprintf(line, sizeof(line), "| %s | %s | %.1f | %s | %.1f | %.2f |\n", c.technique.c_str(), what.c_str(),
                     part_ms, c.floor.c_str(), floor_ms, part_ms / floor_ms);
       std::cout << line;
     }
