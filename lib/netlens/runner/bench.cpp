@@ -259,7 +259,8 @@ int RunBench(const Params& p) {
         "32 fwd+bwd to the deepest style layer", false, false,
         {{"its Gram products alone: 32 x loss and gradient at the style layers", style_gram},
          {"L-BFGS's directions alone with a full history of " + std::to_string(optvis::kLbfgsHistory) +
-              " pairs (every step after a run's 100th; the 32 above average 16): 32 x",
+              " pairs (every step after a run's " + std::to_string(optvis::kLbfgsHistory) +
+              "th; the 32 above average 16): 32 x",
           style_directions}}}, [&] { style_floor(); }},
   };
   std::cout << "model " << model->path() << ", input 1x" << x.size(1) << "x" << H << "x" << W << ", "
