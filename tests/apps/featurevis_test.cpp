@@ -132,6 +132,14 @@ TEST_F(Featurevis, InvertMatchesTheLayerAndDeepDreamKeepsTheSize) {
   const Json job = Json::parse(std::ifstream(out + "/manifest.json"))["jobs"][0];
   EXPECT_LT(job["metrics"]["relative_error"].get<double>(), 0.6);
   EXPECT_TRUE(fs::exists(out + "/cat_invert_features.4_pair_grid.png"));
+  // The memory check counts invert's optimizer too, before the first step: the pass (98 MB) fits
+  // the budget, the pass and 50 pairs of history do not.
+  r = RunNetlens("invert --model " + Shared("squeezenet1_0.pt") + " --image " + Shared("images/cat.png") +
+                 " --layer features.4 --optimizer lbfgs --lbfgs-history 50 --memory-limit 130M --out " +
+                 test::TempDir("invert_big"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("invert: 1 picture(s) of 224x224 need about"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("L-BFGS's history of 50 steps"), std::string::npos) << r.output;
 
   const std::string dd = test::TempDir("deepdream");
   r = RunNetlens("deepdream --model " + Shared("squeezenet1_0.pt") + " --image " + Shared("images/cat.png") +
@@ -209,6 +217,13 @@ TEST_F(Featurevis, StyleBadInputIsAUsageError) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("Adam's moments"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("L-BFGS"), std::string::npos) << r.output;
+  // ... and --lbfgs-history given there is ignored with the warning every Adam run gets.
+  r = RunNetlens("style --model " + Shared("squeezenet1_0.pt") + " --content " + Shared("images/cat.png") + " --style " +
+                 Shared("images/scream.jpg") + " --style-metric sliced-wasserstein --lbfgs-history 10 --size 2048 "
+                 "--memory-limit 4G --out " + test::TempDir("big_sw_h"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--lbfgs-history applies to L-BFGS; ignored with adam"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Adam's moments"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ std::vector<Artifact> RunDeepDream(TechniqueContext& ctx) {
     cv::resize(bgr, bgr, cv::Size(), f, f, cv::INTER_AREA);
     Log().info("deepdream: the image is scaled to {}x{} (--max-side {})", bgr.cols, bgr.rows, max_side);
   }
-  CheckOptimizationMemory(p, model, "deepdream", 1, bgr.rows, bgr.cols, 0, 0, "--max-side");
+  CheckOptimizationMemory(p, model, "deepdream", nullptr, 1, bgr.rows, bgr.cols, 0, 0, "--max-side");
   const torch::Tensor base = optvis::PictureFromBgr(bgr, model.meta(), model.device(), model.dtype());
   const int64_t h = base.size(2), w = base.size(3);
   const int64_t octaves = p.Int("octaves"), steps = p.Int("steps"), jitter = p.Int("jitter");

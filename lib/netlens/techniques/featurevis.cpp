@@ -45,7 +45,8 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
       objective.diversity != 0 ? optvis::UseLayer(objective, objective.diversity_layer) : 0;
   const int64_t size = p.Int("size");
   const optvis::TransformOptions seen = TransformOptionsFrom(p, model, size, size);
-  CheckOptimizationMemory(p, model, "featurevis", objective.batch,
+  const optvis::OptimizeOptions run = OptimizeOptionsFrom(p, "featurevis " + objective.text);
+  CheckOptimizationMemory(p, model, "featurevis", &run, objective.batch,
                           seen.out_height > 0 ? seen.out_height : size + 2 * seen.pad,
                           seen.out_width > 0 ? seen.out_width : size + 2 * seen.pad, size, size);
   optvis::ImageParam param(ParamOptionsFrom(p, model, objective.batch, size, size));
@@ -63,7 +64,7 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
   };
   const optvis::OptimizeResult result = optvis::Optimize(
       param, [&](const torch::Tensor& picture) { return evaluate(picture, transform(picture)); },
-      OptimizeOptionsFrom(p, "featurevis " + objective.text));
+      run);
 
   // The objective of the result seen without transforms (resampled as the model sees it).
   {

@@ -48,6 +48,8 @@ std::vector<Artifact> RunInvert(TechniqueContext& ctx) {
     objective.terms.push_back(t);
   }
   const int64_t h = target.size(2), w = target.size(3);
+  const optvis::OptimizeOptions run = OptimizeOptionsFrom(p, "invert " + layer);
+  CheckOptimizationMemory(p, model, "invert", &run, 1, h, w);
   optvis::ImageParam param(ParamOptionsFrom(p, model, 1, h, w));
   optvis::Transform transform(TransformOptionsFrom(p, model, h, w), static_cast<uint64_t>(p.Int("seed")) + 1);
   Log().info("invert: matching {} ({} values) from noise, {} steps", layer, reference.numel(), p.Int("steps"));
@@ -61,7 +63,7 @@ std::vector<Artifact> RunInvert(TechniqueContext& ctx) {
                                                            BackwardRule::kVanilla, false);
         return objective.Evaluate(capture.activations, torch::Tensor(), picture);
       },
-      OptimizeOptionsFrom(p, "invert " + layer));
+      run);
   {
     torch::NoGradGuard no_grad;
     const torch::Tensor picture = result.picture.to(model.device(), model.dtype());

@@ -86,10 +86,11 @@ optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& mode
   return o;
 }
 
-optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what) {
+optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what,
+                                            const std::string& implied_optimizer) {
   optvis::OptimizeOptions o;
   o.steps = p.Int("steps");
-  o.optimizer = p.Str("optimizer");
+  o.optimizer = implied_optimizer.empty() || p.IsSet("optimizer") ? p.Str("optimizer") : implied_optimizer;
   o.history = p.Int("lbfgs_history");
   if (p.IsSet("lbfgs_history") && o.optimizer != "lbfgs")
     Log().warn("{}: --lbfgs-history applies to L-BFGS; ignored with {}", what, o.optimizer);
@@ -104,9 +105,8 @@ optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& 
 }
 
 void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
-                             int64_t batch, int64_t height, int64_t width, int64_t picture_height,
-                             int64_t picture_width, const std::string& size_option,
-                             const std::string& optimizer) {
+                             const optvis::OptimizeOptions* run, int64_t batch, int64_t height, int64_t width,
+                             int64_t picture_height, int64_t picture_width, const std::string& size_option) {
   const MemoryBudget budget = ParseMemoryBudget(p.Str("memory_limit"), model.device());
   if (budget.bytes <= 0) return;
   const double ph = static_cast<double>(picture_height > 0 ? picture_height : height);
@@ -121,24 +121,23 @@ void CheckOptimizationMemory(const Params& p, const Model& model, const std::str
     std::string remedy;
   };
   std::vector<Part> parts{{"a forward and backward pass", model.PassBytes(height, width, batch, /*with_grad=*/true), ""}};
-  if (p.Declares("optimizer") || !optimizer.empty()) {
-    if ((optimizer.empty() ? p.Str("optimizer") : optimizer) == "lbfgs") {
-      const int64_t history = std::min(p.Int("lbfgs_history"), p.Int("steps"));  // no more pairs than steps
-      parts.push_back({"L-BFGS's history of " + std::to_string(history) + " steps",
-                       static_cast<double>(2 * history + 4) * picture, "--optimizer adam or a shorter --lbfgs-history"});
-    } else {
-      parts.push_back({"Adam's moments", 4 * picture, ""});
-    }
+  if (run != nullptr && run->optimizer == "lbfgs") {
+    const int64_t history = std::min(run->history, run->steps);  // no more pairs than steps
+    parts.push_back({"L-BFGS's history of " + std::to_string(history) + " steps",
+                     static_cast<double>(2 * history + 4) * picture, "--optimizer adam or a shorter --lbfgs-history"});
+  } else if (run != nullptr) {
+    parts.push_back({"Adam's moments", 4 * picture, ""});
   }
-  if (p.Declares("frames") && p.Int("frames") > 0) {
+  const int64_t frames = run != nullptr ? run->frames : p.Declares("frames") ? p.Int("frames") : 0;
+  if (frames > 0) {
     const double f = std::min(1.0, static_cast<double>(optvis::kAnimationSide) / std::max(ph, pw));
-    // Kept as they come, then stacked into one tensor for the GIF: twice.
-    const int64_t frames = p.Int("frames") + 1;
-    parts.push_back({std::to_string(frames) + " animation frames",
-                     2.0 * static_cast<double>(frames) * pixel * std::ceil(ph * f) * std::ceil(pw * f), "fewer --frames"});
+    // Kept as they come (and the first), then stacked into one tensor for the GIF: twice.
+    parts.push_back({std::to_string(frames + 1) + " animation frames",
+                     2.0 * static_cast<double>(frames + 1) * pixel * std::ceil(ph * f) * std::ceil(pw * f),
+                     "fewer --frames"});
   }
-  if (p.Declares("thresholds") && p.IsSet("thresholds"))
-    parts.push_back({"the snapshots", static_cast<double>(p.Ints("thresholds").size()) * picture, "fewer --thresholds"});
+  if (run != nullptr && !run->thresholds.empty())
+    parts.push_back({"the snapshots", static_cast<double>(run->thresholds.size()) * picture, "fewer --thresholds"});
   double need = 0;
   for (const auto& part : parts) need += part.bytes;
   if (need <= budget.bytes) return;

@@ -39,20 +39,24 @@ optvis::ParamOptions ParamOptionsFrom(const Params& p, const Model& model, int64
 // upsampling of pictures under 224) unless --no-upsample.
 optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& model, int64_t height,
                                               int64_t width);
-optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what);
+// The run's settings from the options. `implied_optimizer`, where not empty, is the optimizer a
+// technique runs with when --optimizer is not given (style's sliced-wasserstein: Adam); the step
+// size's default and the warnings follow the optimizer chosen.
+optvis::OptimizeOptions OptimizeOptionsFrom(const Params& p, const std::string& what,
+                                            const std::string& implied_optimizer = "");
 
 // Refuses an optimization that would not fit the memory budget (--memory-limit), naming its
 // parts and the remedies. Counted: the forward+backward pass on `batch` pictures of height x width
 // as the model sees them; for `batch` pictures of picture_height x picture_width (0: the same),
-// the optimizer's state (L-BFGS: two copies of the picture per pair of history kept, at most one
-// pair per step; Adam: its moments), the animation's frames (at most optvis::kAnimationSide on a
-// side) and the snapshots. `size_option` names the option that makes pictures smaller;
-// `optimizer`, the optimizer the run will use when that is not --optimizer's value (empty:
-// --optimizer's).
+// the state of `run`'s optimizer (L-BFGS: two copies of the picture per pair of history kept, at
+// most one pair per step; Adam: its moments), its animation frames (at most
+// optvis::kAnimationSide on a side) and snapshots. Without `run` (a plain gradient ascent such as
+// deepdream's) no optimizer state is counted, and the frames are --frames' where declared.
+// `size_option` names the option that makes pictures smaller.
 void CheckOptimizationMemory(const Params& p, const Model& model, const std::string& what,
-                             int64_t batch, int64_t height, int64_t width, int64_t picture_height = 0,
-                             int64_t picture_width = 0, const std::string& size_option = "--size",
-                             const std::string& optimizer = "");
+                             const optvis::OptimizeOptions* run, int64_t batch, int64_t height, int64_t width,
+                             int64_t picture_height = 0, int64_t picture_width = 0,
+                             const std::string& size_option = "--size");
 
 // Artifacts and manifest figures of an optimization run: the picture (with captions), a picture
 // per snapshot, the animation; warnings for a constant objective or an early stop.

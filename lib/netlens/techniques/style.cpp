@@ -121,15 +121,14 @@ std::vector<Artifact> RunStyle(TechniqueContext& ctx) {
   const int64_t h = content.size(2), w = content.size(3);
   std::string names;
   for (const auto& s : styles) names += (names.empty() ? "" : "+") + fs::path(s).stem().string();
-  optvis::OptimizeOptions oo = OptimizeOptionsFrom(p, "style " + names);
-  if (metric == optvis::StyleMetric::kSlicedWasserstein && !p.IsSet("optimizer")) {
-    // New random directions at every step make the loss stochastic, which L-BFGS' curvature
-    // estimates do not expect: Adam (at its own default step unless --lr) for this metric.
-    oo.optimizer = "adam";
-    if (!p.IsSet("lr")) oo.lr = DefaultLr(oo.optimizer);
-    Log().info("style: sliced-wasserstein optimizes with Adam, lr {} (--optimizer lbfgs to override)", oo.lr);
-  }
-  CheckOptimizationMemory(p, model, "style", 1, h, w, 0, 0, "--size", oo.optimizer);
+  // New random directions at every step make sliced-wasserstein's loss stochastic, which L-BFGS'
+  // curvature estimates do not expect: Adam (at its own default step unless --lr) for this metric.
+  const bool implied_adam = metric == optvis::StyleMetric::kSlicedWasserstein && !p.IsSet("optimizer");
+  if (implied_adam)
+    Log().info("style: sliced-wasserstein optimizes with Adam, lr {} (--optimizer lbfgs to override)",
+               p.IsSet("lr") ? p.Float("lr") : DefaultLr("adam"));
+  const optvis::OptimizeOptions oo = OptimizeOptionsFrom(p, "style " + names, implied_adam ? "adam" : "");
+  CheckOptimizationMemory(p, model, "style", &oo, 1, h, w);
   std::vector<std::string> layers = content_layers;
   for (const auto& l : style_layers)
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
