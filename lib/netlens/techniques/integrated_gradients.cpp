@@ -74,6 +74,17 @@ void IntegrationRule(const std::string& method, int64_t n, std::vector<double>& 
 
 torch::Tensor IntegrationBaseline(TechniqueContext& ctx) { return BaselineOf(ctx, ctx.params.Str("baseline")); }
 
+IntegrationPath IntegrationPathOf(TechniqueContext& ctx, int64_t points) {
+  const torch::Tensor& x = ctx.input.tensor;
+  IntegrationPath out;
+  out.baseline = IntegrationBaseline(ctx);
+  std::vector<double> alphas;
+  IntegrationRule(ctx.params.Str("method"), points, alphas, out.weights);
+  const torch::Tensor a = torch::tensor(alphas, torch::kFloat64).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
+  out.path = out.baseline + a * (x - out.baseline);
+  return out;
+}
+
 torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind) {
   const torch::Tensor& x = ctx.input.tensor;
   const Model& model = ctx.model;
@@ -135,13 +146,8 @@ TechniqueInfo IntegratedGradientsTechnique() {
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
             const torch::Tensor& x = ctx.input.tensor;
-            const torch::Tensor b = IntegrationBaseline(ctx);
-            std::vector<double> alphas, weights;
-            IntegrationRule(p.Str("method"), p.Int("steps"), alphas, weights);
-            const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-            const torch::Tensor a = torch::tensor(alphas, opts).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
-            const torch::Tensor w = torch::tensor(weights, opts).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
-            const torch::Tensor path = b + a * (x - b);
+            const auto [b, path, weights] = IntegrationPathOf(ctx, p.Int("steps"));
+            const torch::Tensor w = torch::tensor(weights, torch::kFloat64).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
             const auto rule = p.Bool("guided") ? BackwardRule::kGuided : BackwardRule::kVanilla;
             if (p.Bool("guided")) ctx.metrics["activations"] = RectifierReport(ctx.model, rule);
             const torch::Tensor g = BatchedInputGradients(ctx.model, path, ctx.target, rule, p.Int("batch_size"));

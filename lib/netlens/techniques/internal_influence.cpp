@@ -16,14 +16,9 @@ TechniqueInfo InternalInfluenceTechnique() {
           options,
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
-            const torch::Tensor& x = ctx.input.tensor;
             const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
-            const torch::Tensor b = IntegrationBaseline(ctx);
-            std::vector<double> alphas, weights;
-            IntegrationRule(p.Str("method"), p.Int("steps"), alphas, weights);
+            const auto [b, path, weights] = IntegrationPathOf(ctx, p.Int("steps"));
             const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-            const torch::Tensor a = torch::tensor(alphas, opts).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
-            const torch::Tensor path = b + a * (x - b);
             const int64_t batch = p.Int("batch_size"), points = path.size(0);
             torch::Tensor influence;
             for (int64_t start = 0; start < points; start += batch) {

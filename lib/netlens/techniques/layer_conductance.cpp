@@ -20,11 +20,7 @@ TechniqueInfo LayerConductanceTechnique() {
             const auto& p = ctx.params;
             const torch::Tensor& x = ctx.input.tensor;
             const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
-            const torch::Tensor b = IntegrationBaseline(ctx);
-            std::vector<double> alphas, weights;
-            IntegrationRule(p.Str("method"), p.Int("steps") + 1, alphas, weights);
-            const torch::Tensor a = torch::tensor(alphas, torch::kFloat64).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
-            const torch::Tensor path = b + a * (x - b);
+            const auto [b, path, weights] = IntegrationPathOf(ctx, p.Int("steps") + 1);
             const int64_t batch = p.Int("batch_size"), points = path.size(0);
             torch::Tensor conductance, last_activation, last_grad;
             for (int64_t start = 0; start < points; start += batch) {

@@ -56,13 +56,8 @@ TechniqueInfo NeuronConductanceTechnique() {
             if (!p.IsSet("channel") || !p.IsSet("neuron"))
               Log().info("neuron-conductance: unit {}:{}@{},{} (activation {:.4g} at the input)", layer, channel,
                          unit[0], unit[1], at_input[0][channel][unit[0]][unit[1]].item<double>());
-            const torch::Tensor b = IntegrationBaseline(ctx);
-            std::vector<double> alphas, weights;
-            IntegrationRule(p.Str("method"), p.Int("steps"), alphas, weights);
-            const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-            const torch::Tensor a = torch::tensor(alphas, opts).to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
-            const torch::Tensor w = torch::tensor(weights, opts).to(x.device(), x.scalar_type());
-            const torch::Tensor path = b + a * (x - b);
+            const auto [b, path, weights] = IntegrationPathOf(ctx, p.Int("steps"));
+            const torch::Tensor w = torch::tensor(weights, torch::kFloat64).to(x.device(), x.scalar_type());
             const int64_t batch = p.Int("batch_size"), points = path.size(0);
             torch::Tensor total = torch::zeros_like(x);
             double unit_conductance = 0;
