@@ -36,6 +36,7 @@ Json CompletenessMetrics(double sum_attribution, double logit_difference);
 // default), black, blur, uniform (seeded) or an image file, in the model's input space.
 OptionTable IntegrationOptions();
 torch::Tensor IntegrationBaseline(TechniqueContext& ctx);
+torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind);
 
 // The straight path from the baseline (--baseline) to the input at the points of --method's rule
 // for `points` points (a batch of that many inputs, in the input's type and device), and the
@@ -45,6 +46,5 @@ struct IntegrationPath {
   std::vector<double> weights;
 };
 IntegrationPath IntegrationPathOf(TechniqueContext& ctx, int64_t points);
-torch::Tensor BaselineOf(TechniqueContext& ctx, const std::string& kind);
 
 }  // namespace netlens
