@@ -1,7 +1,7 @@
 // End-to-end tests of the netlens binary: files, manifest and exit codes for good and bad input,
 // on the bundled Fashion-MNIST model and the real models in ../shared/models.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>

@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <torch/nn/functional/vision.h>
+#include <torch/optim/lbfgs.h>
 
 #include "netlens/core/errors.h"
 #include "netlens/image/gif.h"

@@ -1,6 +1,6 @@
 // NMF and neuron groups: exact properties of the factorization, on matrices built in the test.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include "netlens/techniques/neuron_groups.h"
 #include "netlens/techniques/nmf.h"

@@ -2,7 +2,7 @@
 // `numpy.load` reads it directly.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 

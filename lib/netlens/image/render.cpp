@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <opencv2/imgproc.hpp>
+#include <torch/nn/functional/upsampling.h>
 
 namespace netlens {
 namespace {

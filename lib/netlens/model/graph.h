@@ -2,7 +2,7 @@
 // inlining a module's forward, folding attributes, recognizing rectifiers and other activations.
 #pragma once
 
-#include <torch/script.h>
+#include "netlens/model/libtorch.h"
 
 #include <functional>
 #include <limits>

@@ -14,7 +14,7 @@
 // yields the gradients at all of them and at the input.
 #pragma once
 
-#include <torch/script.h>
+#include "netlens/model/libtorch.h"
 
 #include <functional>
 #include <map>

@@ -1,6 +1,6 @@
 // The graph rewrite that puts LRP's rules into a forward graph (see lrp.h).
 #include <torch/csrc/jit/ir/ir.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <algorithm>
 #include <map>

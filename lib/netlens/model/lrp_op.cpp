@@ -1,6 +1,6 @@
 // The ops that carry LRP's rules in a rewritten graph (see lrp.h for the rules).
 #include <torch/library.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <mutex>
 

@@ -1,7 +1,7 @@
 #include "netlens/model/model.h"
 
 #include <torch/csrc/jit/runtime/graph_executor.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <filesystem>
 #include <cmath>

@@ -2,7 +2,7 @@
 // channel order, normalization, labels) and where each piece came from, and its lens.
 #pragma once
 
-#include <torch/script.h>
+#include "netlens/model/libtorch.h"
 
 #include <memory>
 #include <string>

@@ -4,7 +4,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <algorithm>
 #include <cmath>

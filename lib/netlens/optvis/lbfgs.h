@@ -14,7 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 namespace netlens::optvis {
 

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdlib>
 #include <sstream>
+#include <torch/nn/functional/distance.h>
+#include <torch/nn/functional/pooling.h>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"

@@ -17,7 +17,7 @@
 // last-conv work); a problem is a UsageError that points at the column.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <vector>

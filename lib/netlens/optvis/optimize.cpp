@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <torch/optim/adam.h>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/json_text.h"

@@ -7,7 +7,7 @@
 //     finite picture.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <functional>
 #include <string>

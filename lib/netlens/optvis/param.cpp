@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <torch/fft.h>
 
 #include "netlens/core/errors.h"
 

@@ -10,7 +10,7 @@
 // (or gray) values in [0, 1]; the model's own channel order and normalization come after.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <vector>

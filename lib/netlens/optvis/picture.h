@@ -3,7 +3,7 @@
 #pragma once
 
 #include <opencv2/core.hpp>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include "netlens/model/model.h"
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <type_traits>
+#include <torch/nn/functional/upsampling.h>
 
 #include "netlens/core/errors.h"
 #include "netlens/optvis/picture.h"

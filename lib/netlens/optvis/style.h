@@ -13,7 +13,7 @@
 //            Wasserstein Loss for Neural Texture Synthesis", CVPR 2021).
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <vector>

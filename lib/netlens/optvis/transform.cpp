@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <torch/nn/functional/padding.h>
+#include <torch/nn/functional/vision.h>
 
 namespace netlens::optvis {
 namespace F = torch::nn::functional;

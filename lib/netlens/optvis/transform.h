@@ -8,7 +8,7 @@
 // one batched grid_sample. Each sample draws its own transform from a seeded generator.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <random>
 #include <vector>

@@ -1,7 +1,7 @@
 // Gradient helpers shared by the techniques: one forward and one backward through the lens.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <functional>
 #include <string>

@@ -1,7 +1,7 @@
 // The pieces of `evaluate` (techniques/evaluate.cpp) that tests check against hand computations.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <utility>

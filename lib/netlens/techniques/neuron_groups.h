@@ -5,7 +5,7 @@
 #pragma once
 
 #include <opencv2/core.hpp>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <vector>

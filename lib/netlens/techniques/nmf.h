@@ -4,7 +4,7 @@
 // Interpretability", Olah et al. 2018): V = a layer's activations as (h*w) x channels.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <cstdint>
 #include <vector>

@@ -3,6 +3,8 @@
 // align_corners=True: the corner pixels of the map land on the corner pixels of the image) and min-max scaled to [0, 1], masks the input; the target logits of the K
 // masked inputs (batched, no autograd) go through a softmax over k to give w_k;
 // cam = sum_k w_k A_k.
+#include <torch/nn/functional/upsampling.h>
+
 #include "netlens/techniques/cam.h"
 #include "netlens/techniques/common.h"
 

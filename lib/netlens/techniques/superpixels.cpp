@@ -181,7 +181,7 @@ torch::Tensor SuperpixelBaseline(TechniqueContext& ctx, const Superpixels& sp) {
   if (ctx.params.Str("baseline") != "mean") return BaselineOf(ctx, ctx.params.Str("baseline"));
   // Each superpixel filled with its own mean colour (the `lime` package's hide_color=None).
   const torch::Tensor flat = x[0].reshape({x.size(1), -1});                      // C x HW
-  const torch::Tensor onehot = torch::nn::functional::one_hot(sp.labels.flatten(), sp.count).to(x.scalar_type());  // HW x k
+  const torch::Tensor onehot = at::one_hot(sp.labels.flatten(), sp.count).to(x.scalar_type());  // HW x k
   const torch::Tensor means = flat.matmul(onehot) / sp.sizes.to(x.device(), x.scalar_type());  // C x k
   return means.index_select(1, sp.labels.flatten()).view_as(x).contiguous();
 }

@@ -4,7 +4,7 @@
 // of one value per superpixel back to the input's shape.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 

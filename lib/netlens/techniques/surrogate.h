@@ -8,7 +8,7 @@
 // The intercept b is never penalized (the data are centred with the weighted means).
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <vector>

@@ -4,7 +4,7 @@
 // the runner's job, so techniques stay pure computations.
 #pragma once
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <string>
 #include <vector>
