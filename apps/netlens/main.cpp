@@ -1,18 +1,27 @@
-// netlens: what a convolutional network sees. Parses, runs, and maps errors to exit codes:
-// 0 success, 2 bad usage or config, 1 runtime failure.
-#include <c10/util/Exception.h>
+// netlens: what a convolutional network sees. This executable is small on purpose: LibTorch (and
+// with Debian's build, the 286 shared libraries it needs) takes about half a second to load and
+// register its operators, which every command paid before it did anything, `--version` too. The
+// executable answers `--version` itself, loading only the BLAS library it reports on, and loads
+// the engine (libnetlens_engine.so beside it: LibTorch, OpenCV, the techniques) for everything
+// else (docs/performance.md, cold start).
+#include <dlfcn.h>
+#include <unistd.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
+#include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <string>
 
-#include "apps/netlens/cli.h"
+#include <torch/version.h>
+
 #include "netlens/core/blas.h"
 #include "netlens/core/errors.h"
-#include "netlens/core/log.h"
+#include "netlens/core/version.h"
 
 namespace {
 
@@ -31,21 +40,43 @@ void TuneAllocator() {
 #endif
 }
 
+// The folder of this executable (the engine is built beside it), from /proc/self/exe.
+std::string OwnFolder() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  std::string self(path, static_cast<size_t>(n));
+  const size_t slash = self.rfind('/');
+  return slash == std::string::npos ? "." : self.substr(0, slash);
+}
+
+// What `netlens --version` prints: the BLAS line needs the BLAS that LibTorch would call, which
+// the executable's DT_RPATH finds as the engine's libraries would (Debian's OpenMP OpenBLAS first).
+int PrintVersion() {
+  dlopen("libblas.so.3", RTLD_NOW | RTLD_GLOBAL);  // not there: DescribeBlas says so
+  netlens::ChooseBlasKernels();
+  std::cout << "netlens " << netlens::kVersion << "\nLibTorch " << TORCH_VERSION << "\n"
+            << netlens::DescribeBlas(netlens::DetectBlas()) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   TuneAllocator();
-  netlens::ChooseBlasKernels();
-  try {
-    return netlens::RunCommandLine(argc, argv);
-  } catch (const netlens::UsageError& e) {
-    netlens::Log().error("{}", e.what());
-    return netlens::kExitUsage;
-  } catch (const c10::Error& e) {
-    netlens::Log().error("LibTorch: {}", e.what_without_backtrace());
-    return netlens::kExitFailure;
-  } catch (const std::exception& e) {
-    netlens::Log().error("{}", e.what());
+  if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) return PrintVersion();
+  const std::string engine = OwnFolder() + "/libnetlens_engine.so";
+  void* handle = dlopen(engine.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (handle == nullptr) {
+    std::cerr << "[error] netlens cannot load its engine " << engine << ": " << dlerror()
+              << "\n  it is built beside the netlens executable (bash tools/build.sh); keep the two together\n";
     return netlens::kExitFailure;
   }
+  using EngineMain = int (*)(int, char**);
+  auto run = reinterpret_cast<EngineMain>(dlsym(handle, "netlens_engine_main"));
+  if (run == nullptr) {
+    std::cerr << "[error] " << engine << " has no netlens_engine_main: " << dlerror() << "\n";
+    return netlens::kExitFailure;
+  }
+  return run(argc, argv);
 }

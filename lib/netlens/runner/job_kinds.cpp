@@ -1,6 +1,6 @@
 #include "netlens/runner/job_kinds.h"
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <filesystem>
 
