@@ -3,9 +3,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <torch/script.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
+#include <dlfcn.h>
 #include <ftw.h>
 #include <sys/wait.h>
 
@@ -18,6 +18,52 @@
 #include "netlens/model/model.h"
 
 namespace netlens::test {
+
+// Debian's OpenBLAS is a DYNAMIC_ARCH build: it picks its kernels when it loads, and picks them
+// again from OPENBLAS_CORETYPE when asked to (gotoblas_dynamic_quit / _init).
+struct DynamicOpenBlas {
+  using NameFn = char* (*)();
+  using InitFn = void (*)();
+  NameFn corename = reinterpret_cast<NameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  InitFn quit = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  InitFn init = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  bool available() const { return corename && quit && init; }
+  // What OpenBLAS does at load, with OPENBLAS_CORETYPE as given ("" = unset).
+  void Load(const char* coretype) const {
+    if (*coretype) setenv("OPENBLAS_CORETYPE", coretype, 1);
+    else unsetenv("OPENBLAS_CORETYPE");
+    quit();
+    init();
+  }
+};
+
+// Runs a test's float64 products on the kernels its reference figures were computed with, and
+// restores the process's kernels (and OPENBLAS_CORETYPE) at the end of the scope. Kernel sets sum
+// in other orders: the last bits of a product differ, and where a rule branches on a value (a
+// threshold, a tie between max-pool windows) a figure can move far more than the rounding.
+class PinnedBlasKernels {
+ public:
+  explicit PinnedBlasKernels(const char* coretype) {
+    if (!blas_.available()) return;
+    const char* user = std::getenv("OPENBLAS_CORETYPE");
+    saved_ = user ? user : "";
+    previous_ = blas_.corename();
+    blas_.Load(coretype);
+  }
+  ~PinnedBlasKernels() {
+    if (!blas_.available()) return;
+    // Back to the kernels the scope began with, then to the environment it began with.
+    blas_.Load(previous_.c_str());
+    if (saved_.empty()) unsetenv("OPENBLAS_CORETYPE");
+    else setenv("OPENBLAS_CORETYPE", saved_.c_str(), 1);
+  }
+  PinnedBlasKernels(const PinnedBlasKernels&) = delete;
+  PinnedBlasKernels& operator=(const PinnedBlasKernels&) = delete;
+
+ private:
+  DynamicOpenBlas blas_;
+  std::string saved_, previous_;
+};
 
 // One compilation unit for all modules a test builds, so that parents can call submodules.
 inline std::shared_ptr<torch::jit::CompilationUnit> SharedUnit() {

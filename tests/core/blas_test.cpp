@@ -2,30 +2,17 @@
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <cstdlib>
 #include <string>
 
+#include "tests/test_util.h"
+
 namespace netlens {
 namespace {
 
-using NameFn = char* (*)();
-using InitFn = void (*)();
-
-struct DynamicOpenBlas {
-  NameFn corename = reinterpret_cast<NameFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  InitFn quit = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
-  InitFn init = reinterpret_cast<InitFn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
-  bool available() const { return corename && quit && init; }
-  // What OpenBLAS does at load, with OPENBLAS_CORETYPE as given ("" = unset).
-  void Load(const char* coretype) const {
-    if (*coretype) setenv("OPENBLAS_CORETYPE", coretype, 1);
-    else unsetenv("OPENBLAS_CORETYPE");
-    quit();
-    init();
-  }
-};
+using test::DynamicOpenBlas;
 
 // A float32 product through the BLAS against the same product in float64.
 void ExpectProductsRight() {
