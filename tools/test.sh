@@ -23,9 +23,18 @@ bash tools/build.sh -DNETLENS_BUILD_TESTS=ON -DNETLENS_TEST_MODELS="$models" \
   -DNETLENS_SHARED_MODELS="$SHARED"
 # Fuzz the task-file reader and image decoding: a fixed number of inputs from a fixed seed.
 bash tools/fuzz.sh
-(cd build && NETLENS_REQUIRE_TEST_MODELS=1 ctest -j"$(nproc)" --output-on-failure "$@")
+# One test per core, each on one CPU thread: LibTorch's OpenMP threads wait for each other at
+# every operator, and with two tests of two threads on two cores each wait became a time slice
+# (a 4 ms ResNet-20 forward took 250 ms; ctest took 19 minutes). netlens' --threads 0 reads
+# OMP_NUM_THREADS as LibTorch does.
+(cd build && OMP_NUM_THREADS=1 NETLENS_REQUIRE_TEST_MODELS=1 ctest -j"$(nproc)" --output-on-failure "$@") 2>&1 |
+  tee build/ctest.log
 # The unit and CLI tests again, built with AddressSanitizer + UBSan into build-asan/ (ccache
 # shared; docs/testing.md). NETLENS_SKIP_SANITIZE=1 skips it for a quick local run.
 if [ "${NETLENS_SKIP_SANITIZE:-0}" != 1 ]; then
   bash tools/sanitize.sh -DNETLENS_SHARED_MODELS="$SHARED"
 fi
+# The slowest tests of the ctest run, so that the next test that makes the command slower is seen.
+echo "test.sh: the 10 slowest tests (seconds, ctest -j$(nproc)):"
+grep -E "Test +#[0-9]+: " build/ctest.log | sed -E 's/.*Test +#[0-9]+: ([^ ]+) .* ([0-9.]+) sec.*/\2 \1/' |
+  sort -rn | head -n 10 | awk '{printf "  %8.1f  %s\n", $1, $2}'

@@ -1,7 +1,7 @@
 #include "netlens/runner/bench.h"
 #include "netlens/core/json_text.h"
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
@@ -89,8 +89,7 @@ const OptionTable& BenchOptions() {
 
 int RunBench(const Params& p) {
   SetLogLevel(p.Str("log_level"));
-  const int64_t threads = p.Int("threads") > 0 ? p.Int("threads") : std::max(1u, std::thread::hardware_concurrency());
-  torch::set_num_threads(static_cast<int>(threads));
+  const int64_t threads = UseCpuThreads(p);
   Runner runner("", Json::object());
   Json common = p.values();
   for (const char* key : {"cam_layers", "repeat", "only", "featurevis_layer"}) common.erase(key);

@@ -1,5 +1,12 @@
 #include "netlens/runner/common_options.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "netlens/core/log.h"
+#include "netlens/model/libtorch.h"
+
 namespace netlens {
 
 const OptionTable& CommonOptions() {
@@ -15,7 +22,7 @@ const OptionTable& CommonOptions() {
       {"device", OptionType::kString, "auto, cpu, cuda or cuda:N (auto: CUDA when available)",
        "auto"},
       {"dtype", OptionType::kString, "computation precision", "float32", {"float32", "float64"}},
-      {"threads", OptionType::kInt, "CPU threads, 0 = all cores", 0, {}, 0.0, 4096.0},
+      {"threads", OptionType::kInt, "CPU threads, 0 = OMP_NUM_THREADS if set, else all cores", 0, {}, 0.0, 4096.0},
       {"smooth_activations", OptionType::kBool,
        "guided and deconvnet rules also for SiLU, GELU, Hardswish, ELU, LeakyReLU, Mish, ... "
        "(netlens' generalization, docs/techniques.md; default: only ReLU-like ones, as Captum)",
@@ -62,6 +69,32 @@ ModelRequest ModelRequestFrom(const Params& params) {
     if (params.IsSet(key)) request.overrides[key] = params.values().at(key);
   }
   return request;
+}
+
+}  // namespace netlens
+
+namespace netlens {
+
+int64_t UseCpuThreads(const Params& params) {
+  int64_t threads = params.Int("threads");
+  const char* from = "--threads";
+  if (threads <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    char* end = nullptr;
+    const long value = env != nullptr ? std::strtol(env, &end, 10) : 0;
+    if (env != nullptr && end != env && *end == '\0' && value > 0) {
+      threads = value;
+      from = "OMP_NUM_THREADS";
+    } else {
+      threads = std::max(1u, std::thread::hardware_concurrency());
+      from = "all cores";
+    }
+  }
+  if (torch::get_num_threads() != threads) {
+    torch::set_num_threads(static_cast<int>(threads));
+    Log().debug("using {} CPU threads ({})", threads, from);
+  }
+  return threads;
 }
 
 }  // namespace netlens

@@ -1,7 +1,7 @@
 #include "netlens/runner/runner.h"
 #include "netlens/core/json_text.h"
 
-#include <torch/torch.h>
+#include "netlens/model/libtorch.h"
 
 #include <chrono>
 #include <cstdio>
@@ -81,12 +81,7 @@ std::shared_ptr<Model> Runner::GetModel(const Params& params, bool many_passes) 
 Json Runner::RunJob(const Job& job) {
   const Params& p = job.params;
   SetLogLevel(p.Str("log_level"));
-  const int64_t threads = p.Int("threads") > 0 ? p.Int("threads")
-                                               : std::max(1u, std::thread::hardware_concurrency());
-  if (torch::get_num_threads() != threads) {
-    torch::set_num_threads(static_cast<int>(threads));
-    Log().debug("using {} CPU threads", threads);
-  }
+  UseCpuThreads(p);
   const JobKindInfo& kind = KindOf(*job.technique);
   Log().info("job {}{}{}{}", job.where.empty() ? "" : job.where + ": ", job.technique->name,
              job.image.empty() ? "" : " on ", job.image);
