@@ -32,7 +32,7 @@ bash tools/fuzz.sh
 # The unit and CLI tests again, built with AddressSanitizer + UBSan into build-asan/ (ccache
 # shared; docs/testing.md). NETLENS_SKIP_SANITIZE=1 skips it for a quick local run.
 if [ "${NETLENS_SKIP_SANITIZE:-0}" != 1 ]; then
-  bash tools/sanitize.sh -DNETLENS_SHARED_MODELS="$SHARED"
+  bash tools/sanitize.sh -DNETLENS_SHARED_MODELS="$SHARED" -DNETLENS_TEST_MODELS="$models"
 fi
 # The slowest tests of the ctest run, so that the next test that makes the command slower is seen.
 echo "test.sh: the 10 slowest tests (seconds, ctest -j$(nproc)):"
