@@ -31,9 +31,14 @@ failed=()
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || failed+=("${names[$i]}")
 done
+# Each program's summary; the whole log (less netlens' info lines) of one that failed.
 for name in "${names[@]}"; do
   echo "sanitize.sh: ${name} (build-asan/${name}.log):"
-  grep -vE '^\[[0-9:.]+\] \[(info|debug)\]' "${name}.log" | tail -n 40
+  if [[ " ${failed[*]-} " == *" $name "* ]]; then
+    grep -vE '^\[[0-9:.]+\] \[(info|debug)\]' "${name}.log" || true
+  else
+    grep -vE '^\[[0-9:.]+\] \[(info|debug)\]' "${name}.log" | tail -n 12 || true
+  fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "sanitize.sh: FAILED under AddressSanitizer + UBSan: ${failed[*]}"
