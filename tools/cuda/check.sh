@@ -21,6 +21,7 @@ step configure
 cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DNETLENS_BLAS_DIR= -DNETLENS_BUILD_TESTS=ON \
   -DNETLENS_SHARED_MODELS="$SHARED" -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST \
   "-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$D -Wl,-rpath,$D -Wl,--disable-new-dtags" \
+  "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-rpath-link,$D -Wl,-rpath,$D -Wl,--disable-new-dtags" \
   "-DCMAKE_PREFIX_PATH=/tmp/netlens-prefix/usr;$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
   "$@" > "$LOGS/configure.txt" 2>&1 || { tail -30 "$LOGS/configure.txt"; exit 1; }
 grep "netlens:" "$LOGS/configure.txt"  # e.g. LibTorch exporting std::filesystem (docs/testing.md)
@@ -28,7 +29,9 @@ step build
 timeout 400 ninja -C build-cuda -k 0 netlens netlens_unit_tests netlens_cli_tests > "$LOGS/build.txt" 2>&1
 echo "build: exit $?"; grep -E "error:|FAILED" "$LOGS/build.txt" | head -30
 [ -x build-cuda/netlens ] || exit 1
-readelf -d build-cuda/netlens | grep -m1 NEEDED  # libstdc++ where LibTorch exports std::filesystem
+# libstdc++ first where LibTorch exports std::filesystem (the engine links LibTorch; the small
+# netlens executable loads libstdc++ before it anyway)
+readelf -d build-cuda/libnetlens_engine.so | grep -m1 NEEDED
 step bench featurevis
 timeout 90 build-cuda/netlens bench --model "$SHARED/squeezenet1_0.pt" --image "$SHARED/images/cat.png" --only featurevis \
   --featurevis-layer features.12 --repeat 5 --device cuda 2>&1 | grep "^|"
