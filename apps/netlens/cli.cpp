@@ -7,16 +7,13 @@
 #include <iostream>
 #include <map>
 
-#include <torch/version.h>
-
+#include "apps/netlens/version_text.h"
 #include "netlens/core/json_text.h"
-#include "netlens/core/blas.h"
 #include "netlens/core/cli_binding.h"
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
 #include "netlens/core/task_file.h"
-#include "netlens/core/version.h"
 #include "netlens/output/report.h"
 #include "netlens/output/scores.h"
 #include "netlens/runner/batch.h"
@@ -174,10 +171,7 @@ int RunCommandLine(int argc, char** argv) {
                "  netlens <technique> --model M.pt --image I.png [options]\n"
                "  netlens run TASKS.yaml | netlens report DIR | netlens inspect --model M.pt | netlens list"};
   // The BLAS line costs a dl_iterate_phdr walk, so it is built only when --version is asked.
-  app.set_version_flag("--version", [] {
-    return std::string("netlens ") + kVersion + "\nLibTorch " + TORCH_VERSION + "\n" +
-           DescribeBlas(DetectBlas());
-  });
+  app.set_version_flag("--version", [] { return VersionText(); });
   app.require_subcommand(1);
   app.fallthrough(false);
 

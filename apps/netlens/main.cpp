@@ -17,11 +17,9 @@
 #include <iostream>
 #include <string>
 
-#include <torch/version.h>
-
+#include "apps/netlens/version_text.h"
 #include "netlens/core/blas.h"
 #include "netlens/core/errors.h"
-#include "netlens/core/version.h"
 
 namespace {
 
@@ -55,8 +53,7 @@ std::string OwnFolder() {
 int PrintVersion() {
   dlopen("libblas.so.3", RTLD_NOW | RTLD_GLOBAL);  // not there: DescribeBlas says so
   netlens::ChooseBlasKernels();
-  std::cout << "netlens " << netlens::kVersion << "\nLibTorch " << TORCH_VERSION << "\n"
-            << netlens::DescribeBlas(netlens::DetectBlas()) << "\n";
+  std::cout << netlens::VersionText() << "\n";
   return 0;
 }
 

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <thread>
 
 #include "netlens/core/blas.h"
 #include "netlens/core/errors.h"
