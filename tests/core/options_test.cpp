@@ -4,6 +4,12 @@
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
+#include "netlens/model/libtorch.h"
+#include "netlens/runner/common_options.h"
+
+#include <cstdlib>
+#include <string>
+#include <thread>
 
 namespace netlens {
 namespace {
@@ -83,6 +89,29 @@ TEST(Options, ParamsFallBackToDefaultsAndCatchUndeclaredKeys) {
   EXPECT_TRUE(p.Declares("mean"));  // declared, without a value
   EXPECT_FALSE(p.Declares("nonexistent"));
   EXPECT_EQ(p.Resolved()["method"], "gausslegendre");
+}
+
+// --threads 0 reads OMP_NUM_THREADS as --threads would read it (a whole number from 1 to 4096),
+// else all cores; an explicit --threads wins. The process's variable and thread count come back.
+TEST(Options, ThreadsFollowOmpNumThreadsWhenNotGiven) {
+  const char* saved = std::getenv("OMP_NUM_THREADS");
+  const std::string kept = saved ? saved : "";
+  const int before = torch::get_num_threads();
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const Params automatic({&CommonOptions()}, Json::object());
+  const Params three({&CommonOptions()}, Json{{"threads", 3}});
+  setenv("OMP_NUM_THREADS", "1", 1);
+  EXPECT_EQ(UseCpuThreads(automatic), 1);
+  EXPECT_EQ(torch::get_num_threads(), 1);
+  EXPECT_EQ(UseCpuThreads(three), 3);
+  for (const char* bad : {"0", "-2", "abc", "2x", "99999", ""}) {
+    setenv("OMP_NUM_THREADS", bad, 1);
+    EXPECT_EQ(UseCpuThreads(automatic), cores) << "OMP_NUM_THREADS=" << bad;
+  }
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(UseCpuThreads(automatic), cores);
+  if (saved) setenv("OMP_NUM_THREADS", kept.c_str(), 1);
+  torch::set_num_threads(before);
 }
 
 }  // namespace

@@ -79,13 +79,16 @@ int64_t UseCpuThreads(const Params& params) {
   int64_t threads = params.Int("threads");
   const char* from = "--threads";
   if (threads <= 0) {
+    // Taken only as --threads would be: a whole number in the option's range (1 to 4096).
     const char* env = std::getenv("OMP_NUM_THREADS");
     char* end = nullptr;
     const long value = env != nullptr ? std::strtol(env, &end, 10) : 0;
-    if (env != nullptr && end != env && *end == '\0' && value > 0) {
+    if (env != nullptr && end != env && *end == '\0' && value >= 1 && value <= 4096) {
       threads = value;
       from = "OMP_NUM_THREADS";
     } else {
+      if (env != nullptr && *env != '\0')
+        Log().warn("OMP_NUM_THREADS={} is not a thread count from 1 to 4096: using all cores (or give --threads)", env);
       threads = std::max(1u, std::thread::hardware_concurrency());
       from = "all cores";
     }
