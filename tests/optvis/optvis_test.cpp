@@ -361,6 +361,22 @@ TEST(Style, DefaultLayersSkipConvolutionsWithoutSpatialOutput) {
   EXPECT_EQ(content, (std::vector<std::string>{"conv4"}));
 }
 
+// On a model whose convolutions are each followed by an activation module (SqueezeNet 1.0), the
+// default layers are the rectified outputs: with the convolutions' own outputs, SqueezeNet's style
+// kept the photo's colours and moved an independent Gram measure less than half of the way to the
+// painting (tools/style_measure.py; docs/performance.md, style defaults).
+TEST(Style, DefaultLayersAreRectifiedOutputsWhereAnActivationModuleFollows) {
+  auto model = test::SharedSqueezeNet("float32");
+  ASSERT_TRUE(model) << "needs the shared SqueezeNet 1.0 at " << test::SharedModels();
+  std::vector<std::string> content, style;
+  DefaultStyleLayers(*model, content, style);
+  // Convolutions 0, 4, 9, 13, 18 of 26 and 14 for content, each followed by its ReLU module.
+  EXPECT_EQ(style, (std::vector<std::string>{"features.1", "features.4.squeeze_activation",
+                                             "features.5.expand3x3_activation", "features.8.squeeze_activation",
+                                             "features.9.expand3x3_activation"}));
+  EXPECT_EQ(content, (std::vector<std::string>{"features.8.expand1x1_activation"}));
+}
+
 // The Gram style loss and its gradient (netlens computes the loss and its backward by hand, in
 // one operation per layer) equal the formula written out with autograd's matrix product:
 // scale * mean((F F^T / n - T)^2), for contiguous and channels-last activations; a channels-last

@@ -15,6 +15,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
+#include <set>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
@@ -66,24 +67,36 @@ torch::Tensor MatchColours(const torch::Tensor& style, const torch::Tensor& cont
 }  // namespace
 
 // Default layers from forward order: VGG-19's classic Gatys set when the model has VGG-19's
-// convolutions; otherwise five convolutions spread over the first 70% of them for style and the
-// one at 55% for content. Convolutions on a 1 x 1 map (squeeze-and-excitation's) have no texture
-// and are not counted.
+// convolutions (the PyTorch tutorial's: the convolutions' own outputs); otherwise five convolutions
+// spread over the first 70% of them for style and the one at 55% for content, each taken after
+// its activation where an activation module follows it (Gatys' Caffe layers were rectified
+// responses: Caffe's ReLU works in place). Before rectified outputs were taken, SqueezeNet's style
+// moved the picture less than half of the way to the painting (docs/performance.md, style
+// defaults). Convolutions on a 1 x 1 map (squeeze-and-excitation's) have no texture and are not
+// counted.
 void DefaultStyleLayers(Model& model, std::vector<std::string>& content, std::vector<std::string>& style) {
-  std::vector<std::string> convs;
-  for (const auto& l : model.lens().layers())
-    if (l.capturable && StartsWith(l.type, "Conv") && l.shape.size() == 4 && l.shape[2] * l.shape[3] > 1)
-      convs.push_back(l.path);
+  static const std::set<std::string> kActivations{"ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU",
+                                                  "CELU", "GELU", "SiLU", "Hardswish", "Mish"};
+  std::vector<std::string> convs, rectified;
+  const auto& layers = model.lens().layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& l = layers[i];
+    if (!(l.capturable && StartsWith(l.type, "Conv") && l.shape.size() == 4 && l.shape[2] * l.shape[3] > 1)) continue;
+    convs.push_back(l.path);
+    const bool activation_next = i + 1 < layers.size() && layers[i + 1].capturable &&
+                                 kActivations.count(layers[i + 1].type) && layers[i + 1].shape == l.shape;
+    rectified.push_back(activation_next ? layers[i + 1].path : l.path);
+  }
   if (convs.empty()) throw UsageError("style: the model has no convolution with a spatial output; give --style-layer and --content-layer");
   const bool vgg19 = convs.size() == 16 && convs[0] == "features.0" && convs[8] == "features.19" &&
                      convs[12] == "features.28";
-  if (content.empty()) content = {vgg19 ? "features.21" : convs[static_cast<size_t>(std::lround(0.55 * (convs.size() - 1)))]};
+  if (content.empty()) content = {vgg19 ? "features.21" : rectified[static_cast<size_t>(std::lround(0.55 * (convs.size() - 1)))]};
   if (style.empty()) {
     if (vgg19) {
       style = {"features.0", "features.5", "features.10", "features.19", "features.28"};
     } else {
       for (int k = 0; k < 5; ++k) {
-        const std::string l = convs[static_cast<size_t>(std::lround(k * 0.7 * (convs.size() - 1) / 4))];
+        const std::string l = rectified[static_cast<size_t>(std::lround(k * 0.7 * (convs.size() - 1) / 4))];
         if (style.empty() || style.back() != l) style.push_back(l);
       }
     }
