@@ -111,6 +111,59 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
 
 std::string Quote(const std::string& text) { return "\"" + text + "\""; }
 
+std::string TorchMessageSummary(const std::string& what) {
+  const std::vector<std::string> lines = Split(what, '\n');
+  const auto is_error_line = [](const std::string& line) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos || colon == 0) return false;
+    const std::string name = line.substr(0, colon);
+    if (name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.") != std::string::npos)
+      return false;
+    return name.size() >= 5 && (name.compare(name.size() - 5, 5, "Error") == 0 ||
+                                (name.size() >= 9 && name.compare(name.size() - 9, 9, "Exception") == 0));
+  };
+  size_t reason_at = lines.size();
+  for (size_t i = lines.size(); i-- > 0;)
+    if (is_error_line(lines[i])) {
+      reason_at = i;
+      break;
+    }
+  std::string first;
+  for (const auto& line : lines)
+    if (!Trim(line).empty()) {
+      first = Trim(line);
+      break;
+    }
+  if (reason_at == lines.size()) return first;
+  // The reason: the error line without its class name, and the lines that continue it.
+  std::string reason = lines[reason_at].substr(lines[reason_at].find(": ") + 2);
+  for (size_t i = reason_at + 1; i < lines.size() && i < reason_at + 4 && !Trim(lines[i]).empty(); ++i)
+    reason += " " + Trim(lines[i]);
+  // The innermost frame of the last traceback: the last "<--- HERE" marker before the reason.
+  std::string code, file;
+  for (size_t i = reason_at; i-- > 0;) {
+    if (lines[i].find("<--- HERE") == std::string::npos) continue;
+    for (size_t j = i; j-- > 0;) {
+      const std::string t = Trim(lines[j]);
+      if (code.empty() && !t.empty() && t.find_first_not_of("~ ") != std::string::npos) code = t;
+      if (StartsWith(t, "File \"")) {
+        file = t;
+        break;
+      }
+    }
+    break;
+  }
+  if (code.empty()) return reason;
+  return reason + " (at `" + code + "`" + (file.empty() ? "" : ", " + file) + ")";
+}
+
+bool LooksLikeInputShapeError(const std::string& reason) {
+  const std::string r = ToLower(reason);
+  for (const char* hint : {"shape", "size", "channels", "dimension", "mat1 and mat2", "expected input"})
+    if (r.find(hint) != std::string::npos) return true;
+  return false;
+}
+
 std::string FormatBytes(double bytes) {
   char text[32];
   if (bytes >= 1e9) std::snprintf(text, sizeof(text), "%.1f GB", bytes / 1e9);

@@ -32,5 +32,14 @@ bool StartsWith(const std::string& text, const std::string& prefix);
 std::string FormatBytes(double bytes);
 // Quoted, for messages: "value".
 std::string Quote(const std::string& text);
+// One line from LibTorch's message of a failure: for a failure inside a TorchScript graph (many
+// lines: "The following operation failed in the TorchScript interpreter.", the tracebacks with
+// the failing line marked "<--- HERE", then "RuntimeError: <reason>"), the reason followed by
+// "(at `<marked line>`, <its File "...", line N>)" of the innermost frame of the last traceback
+// (the model's original code where the archive has it); any other message: its first line.
+std::string TorchMessageSummary(const std::string& what);
+// Whether a summarized LibTorch reason reads like a wrong input size or channel count (where
+// --input-size / --channels is the likely remedy), rather than another failure of the model.
+bool LooksLikeInputShapeError(const std::string& reason);
 
 }  // namespace netlens

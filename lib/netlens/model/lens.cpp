@@ -17,10 +17,17 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/model/attention_tap.h"
 #include "netlens/model/graph.h"
 #include "netlens/model/split.h"
 
 namespace netlens {
+
+std::string TorchErrorSummary(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  return TorchMessageSummary(c10_error ? c10_error->what_without_backtrace() : e.what());
+}
+
 namespace {
 
 using torch::jit::Block;
@@ -105,6 +112,7 @@ bool IsConvType(const std::string& type) {
 Lens::Lens(torch::jit::Module module) : module_(std::move(module)) {
   EnsureRectifierOpRegistered();
   EnsureLrpOpRegistered();
+  EnsureAttentionTapRegistered();
   base_graph_ = InlinedForward(module_);
   // Run graphs as written: no fusion or autodiff subgraphs that would bypass the rectifier op or
   // change float64 summation order.
@@ -287,6 +295,37 @@ torch::Tensor LogitsOf(const c10::IValue& output) {
                    ", not a tensor of logits (or a tuple starting with one)");
 }
 
+namespace {
+
+void CollectSoftmaxes(torch::jit::Block* block, std::vector<Node*>& out) {
+  for (Node* n : block->nodes()) {
+    if (n->kind() == aten::softmax) out.push_back(n);
+    for (torch::jit::Block* b : n->blocks()) CollectSoftmaxes(b, out);
+  }
+}
+
+}  // namespace
+
+Lens::Attention Lens::ForwardAttention(const torch::Tensor& input) {
+  auto fn = Cached("attention", [&] {
+    auto graph = base_graph_->copy();
+    std::vector<Node*> softmaxes;
+    CollectSoftmaxes(graph->block(), softmaxes);
+    for (Node* n : softmaxes) {
+      Node* tap = graph->create(c10::Symbol::fromQualString(kAttentionTapOp), {n->output()});
+      tap->insertAfter(n);
+      tap->output()->setType(n->output()->type());
+      n->output()->replaceAllUsesAfterNodeWith(tap, tap->output());
+    }
+    Log().debug("lens: built graph with {} softmax(es) tapped", softmaxes.size());
+    return graph;
+  });
+  AttentionRecording recording;
+  torch::jit::Stack stack{module_._ivalue(), input};
+  fn->run(stack);
+  return {LogitsOf(stack.back()), recording.tensors()};
+}
+
 Lens::Capture Lens::Forward(const torch::Tensor& input, const std::vector<std::string>& layer_paths,
                             BackwardRule rule, bool with_output) {
   auto fn = Build(layer_paths, rule, with_output);
@@ -350,9 +389,8 @@ std::shared_ptr<Lens::Split> Lens::SplitFor(const std::vector<std::string>& path
                  Join(paths, ", "), parts.cuts, parts.boundary);
     }
   } catch (const std::exception& e) {
-    const std::string what = e.what();
     Log().info("lens: gradients at {} run the whole model with autograd (freezing failed: {})", Join(paths, ", "),
-               what.substr(0, what.find('\n')));
+               TorchErrorSummary(e));
     split = nullptr;
   }
   splits_[key] = split;
@@ -399,9 +437,8 @@ Lens::Capture Lens::ForwardForLayerGradients(const torch::Tensor& input, const s
       ForgetSplit(layer_paths);
     } catch (const c10::Error& e) {
       // A shape the frozen function was specialised against: the plain pass from now on.
-      const std::string what = e.what_without_backtrace();
       Log().info("lens: frozen prefix failed ({}); gradients at {} run the whole model with autograd",
-                 what.substr(0, what.find('\n')), Join(layer_paths, ", "));
+                 TorchErrorSummary(e), Join(layer_paths, ", "));
       ForgetSplit(layer_paths);
     }
   }

@@ -34,6 +34,10 @@ struct Value;
 
 namespace netlens {
 
+// One line for a LibTorch failure (core/strings.h: TorchMessageSummary of c10::Error's message
+// without its C++ backtrace, or of any other exception's what()).
+std::string TorchErrorSummary(const std::exception& e);
+
 struct LayerInfo {
   std::string path;            // module path as in print(model): "features.3", "layer4.1.conv2"
   std::string type;            // last component of the module's class name: "Conv2d"
@@ -107,6 +111,16 @@ class Lens {
   // ablation studies; returns the model output.
   torch::Tensor ForwardScaled(const torch::Tensor& input, const std::string& layer,
                               const torch::Tensor& scale);
+
+  // One forward pass with every softmax tapped (model/attention_tap.h): the model's output and the
+  // self-attention probabilities (... x T x T) in execution order, on the autograd graph when
+  // grad mode is on. A scripted nn.MultiheadAttention takes its fused fast path (no softmax to
+  // read) under no-grad: give an input that requires grad.
+  struct Attention {
+    torch::Tensor output;
+    std::vector<torch::Tensor> maps;
+  };
+  Attention ForwardAttention(const torch::Tensor& input);
 
   // Runs one no-grad forward on `probe` and records every capturable layer's output shape;
   // returns the model's output for the probe.

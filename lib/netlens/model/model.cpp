@@ -141,11 +141,10 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
   try {
     model->module_ = torch::jit::load(request.path, model->device_, extra);
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
     throw UsageError("model " + Quote(request.path) +
                      " is not a TorchScript archive (export it with torch.jit.trace or "
                      "torch.jit.script and torch.jit.save; tools/export_model.py does this): " +
-                     what.substr(0, what.find('\n')));
+                     TorchErrorSummary(e));
   }
   {
     const auto forward = model->module_.find_method("forward");
@@ -158,7 +157,15 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
                        "module whose forward takes one tensor)");
   }
   model->module_.eval();
-  model->module_.to(model->device_, model->dtype_);
+  // Only floating-point state takes the dtype (as Python's Module.to does): LibTorch's
+  // Module::to(device, dtype) converts every tensor, and Swin's integer relative-position index
+  // became a float index ("tensors used as indices must be long").
+  model->module_.to(model->device_);
+  const auto to_dtype = [&](torch::Tensor t) {
+    if (t.is_floating_point() && t.scalar_type() != model->dtype_) t.set_data(t.to(model->dtype_));
+  };
+  for (const auto& t : model->module_.parameters()) to_dtype(t);
+  for (const auto& t : model->module_.buffers()) to_dtype(t);
   for (auto p : model->module_.parameters()) p.set_requires_grad(false);
 
   ModelMetadata& meta = model->meta_;
@@ -216,12 +223,22 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
   } catch (const UsageError&) {
     throw;
   } catch (const std::exception& e) {  // c10::Error, or an exception raised by the model's code
-    const c10::Error* c10_error = dynamic_cast<const c10::Error*>(&e);
-    const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
-    throw UsageError("model " + Quote(request.path) + " fails on a 1x" + std::to_string(meta.channels) +
-                     "x" + std::to_string(meta.height) + "x" + std::to_string(meta.width) +
-                     " input; set --input-size (and --channels) to what it expects: " +
-                     what.substr(0, what.find('\n')));
+    const std::string reason = TorchErrorSummary(e);
+    const std::string input = "1x" + std::to_string(meta.channels) + "x" + std::to_string(meta.height) + "x" +
+                              std::to_string(meta.width);
+    bool plain_runs = false;
+    try {
+      torch::NoGradGuard no_grad;
+      model->module_.forward({probe});
+      plain_runs = true;
+    } catch (const std::exception&) {
+    }
+    if (plain_runs)
+      throw RuntimeError("model " + Quote(request.path) + " runs on a " + input +
+                         " input, but netlens' rewritten graph of it fails: " + reason +
+                         ". This is a netlens bug: please report it with the model's export script");
+    throw UsageError("model " + Quote(request.path) + " fails on a " + input + " input: " + reason +
+                     (LooksLikeInputShapeError(reason) ? "; set --input-size (and --channels) to what it expects" : ""));
   }
   {
     // Leaf layers' outputs approximate what a pass keeps alive (containers repeat their children).
@@ -373,9 +390,7 @@ torch::Tensor Model::Logits(const torch::Tensor& input) {
       inference_ok_ = true;
       timer.Stage("freeze and optimize the model for batched inference");
     } catch (const std::exception& e) {
-      const std::string what = e.what();
-      Log().info("batched inference uses the plain module (freezing failed: {})",
-                 what.substr(0, what.find('\n')));
+      Log().info("batched inference uses the plain module (freezing failed: {})", TorchErrorSummary(e));
     }
   }
   if (inference_ok_ && dtype_ == torch::kFloat32 && batched) {
@@ -383,8 +398,7 @@ torch::Tensor Model::Logits(const torch::Tensor& input) {
       return LogitsOf(inference_.forward({input}));
     } catch (const c10::Error& e) {
       inference_ok_ = false;  // a shape the frozen graph was specialised against: plain from now on
-      const std::string what = e.what_without_backtrace();
-      Log().info("frozen module failed ({}); using the plain module", what.substr(0, what.find('\n')));
+      Log().info("frozen module failed ({}); using the plain module", TorchErrorSummary(e));
     }
   }
   return LogitsOf(module_.forward({input}));
