@@ -40,6 +40,12 @@ def main():
         kwargs["aux_logits"] = False
         kwargs["init_weights"] = not args.pretrained
     model = builder(weights=default_weights if args.pretrained else None, **kwargs).eval()
+    if not args.pretrained and args.name.startswith("vit_"):
+        # torchvision initializes ViT's head to zero: every class would get the same logit and
+        # every gradient would vanish. Random weights get a random head (seeded).
+        torch.manual_seed(0)
+        for p in model.heads.parameters():
+            torch.nn.init.normal_(p, std=0.02)
 
     labels = list(default_weights.meta["categories"]) if default_weights is not None else None
     meta = {"name": args.name, "input_size": [args.input_size, args.input_size], "channels": 3,
@@ -48,7 +54,9 @@ def main():
     if labels and model(torch.zeros(1, 3, args.input_size, args.input_size)).shape[1] == len(labels):
         meta["labels"] = labels
     example = torch.zeros(1, 3, args.input_size, args.input_size)
-    module = torch.jit.script(model) if args.script else torch.jit.trace(model, example)
+    # check_trace=False: the tracer's re-run check fails on ViT (its graphs name their constants
+    # differently across invocations) although the trace is right.
+    module = torch.jit.script(model) if args.script else torch.jit.trace(model, example, check_trace=False)
     torch.jit.save(module, args.output, _extra_files={"netlens.json": json.dumps(meta)})
     print(f"wrote {args.output} ({'scripted' if args.script else 'traced'}, "
           f"{'pretrained' if args.pretrained else 'random'} weights, "

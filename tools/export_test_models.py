@@ -36,8 +36,55 @@ def narrow_vgg19():
     return shrink_classifier(tvm.vgg.VGG(tvm.vgg.make_layers(cfg), num_classes=10), 512 // 8 * 7 * 7)
 
 
+class DeiTLike(nn.Module):
+    """A DeiT-style ViT on torchvision's encoder: a class token and a distillation token before
+    the 8 x 8 patches (2 prefix tokens), the head on the mean of the two, as DeiT's distilled
+    model at inference."""
+
+    def __init__(self):
+        super().__init__()
+        dim = 32
+        self.conv_proj = nn.Conv2d(3, dim, kernel_size=8, stride=8)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.dist_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.encoder = tvm.vision_transformer.Encoder(2 + 64, 2, 2, dim, 64, 0.0, 0.0)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        n = x.shape[0]
+        x = torch.cat([self.class_token.expand(n, -1, -1), self.dist_token.expand(n, -1, -1), x], dim=1)
+        x = self.encoder(x)
+        return self.head((x[:, 0] + x[:, 1]) / 2)
+
+
+def build_transformer(name):
+    """Small versions of torchvision's transformers at 64 x 64 (the same classes and module paths
+    as vit_b_16, swin_t and convnext_tiny; widths and depths cut so the tests stay quick; 8 x 8
+    patches of 8 pixels, and channel counts that differ from every grid side, so that each
+    layer's layout is the only one its shape fits)."""
+    if name == "vit":
+        model = tvm.VisionTransformer(image_size=SIZE, patch_size=8, num_layers=2, num_heads=2,
+                                      hidden_dim=32, mlp_dim=64, num_classes=10)
+        for p in model.heads.parameters():  # torchvision zero-initializes the head
+            nn.init.normal_(p, std=0.5)
+        return model
+    if name == "deit":
+        return DeiTLike()
+    if name == "swin":
+        return tvm.swin_transformer.SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2, 2],
+                                                    num_heads=[2, 2], window_size=[4, 4], num_classes=10)
+    if name == "convnext":
+        cfg = tvm.convnext.CNBlockConfig
+        return tvm.convnext.ConvNeXt([cfg(24, 48, 1), cfg(48, None, 1)], num_classes=10)
+    return None
+
+
 def build(name):
     torch.manual_seed(0)
+    transformer = build_transformer(name)
+    if transformer is not None:
+        return transformer
     if name == "alexnet":
         return shrink_classifier(tvm.alexnet(num_classes=10), 256 * 6 * 6)
     if name == "vgg11":
@@ -57,7 +104,8 @@ def build(name):
     raise SystemExit(f"unknown architecture {name}")
 
 
-ALL = ["alexnet", "vgg11", "vgg19", "resnet18", "densenet121", "googlenet", "mobilenet_v2", "squeezenet1_0"]
+ALL = ["alexnet", "vgg11", "vgg19", "resnet18", "densenet121", "googlenet", "mobilenet_v2", "squeezenet1_0",
+       "vit", "deit", "swin", "convnext"]
 
 
 def probe_input():
@@ -94,7 +142,7 @@ def main():
         model = build(name).eval()
         records, logits = record_layers(model)
         example = probe_input().float()
-        traced = torch.jit.trace(model, example)
+        traced = torch.jit.trace(model, example, check_trace=False)  # ViT's re-run check fails spuriously
         scripted = torch.jit.script(model)
         for kind, module in (("traced", traced), ("scripted", scripted)):
             module.save(os.path.join(args.out, f"{name}.{kind}.pt"))

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "netlens/core/strings.h"
+#include "netlens/model/layout.h"
 
 namespace netlens {
 namespace {
@@ -23,6 +24,11 @@ Json InspectJson(Model& model) {
     if (l.capturable && StartsWith(l.type, "Conv") && l.type.find("Transpose") == std::string::npos)
       entry["alias"] = "conv-" + std::to_string(conv_index++);
     if (!l.capturable) entry["why_not"] = l.why_not;
+    if (l.capturable && (l.shape.size() == 3 || l.shape.size() == 4)) {
+      const SpatialLayout layout = InferSpatialLayout(l.shape, model.meta().height, model.meta().width);
+      entry["layout"] = layout.Describe();
+      if (layout.ambiguous) entry["layout_ambiguous"] = true;
+    }
     layers.push_back(entry);
   }
   const auto& m = model.meta();
@@ -61,7 +67,11 @@ std::string InspectTable(Model& model, bool all) {
   for (const auto& l : info["layers"]) {
     if (!l["capturable"].get<bool>()) continue;
     out << pad(std::to_string(index++), 5) << pad(l["path"], width + 2) << pad(l["type"], type_width + 2)
-        << pad(l.value("alias", ""), 9) << ShapeText(l["shape"].get<std::vector<int64_t>>()) << "\n";
+        << pad(l.value("alias", ""), 9) << ShapeText(l["shape"].get<std::vector<int64_t>>());
+    // Positions not kept as N x C x h x w: how layer techniques read them (model/layout.h).
+    const std::string layout = l.value("layout", "");
+    if (!layout.empty() && layout != "nchw") out << "  " << layout;
+    out << "\n";
   }
   if (all) {
     out << "\nnot capturable:\n";

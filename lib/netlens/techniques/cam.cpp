@@ -1,6 +1,8 @@
 #include "netlens/techniques/cam.h"
 
 #include "netlens/core/errors.h"
+#include "netlens/core/log.h"
+#include "netlens/core/strings.h"
 #include "netlens/image/render.h"
 #include "netlens/techniques/common.h"
 
@@ -24,13 +26,14 @@ std::vector<Artifact> Assemble(TechniqueContext& ctx, const std::string& name,
   return out;
 }
 
-void CheckSpatial(const std::string& layer, const torch::Tensor& a) {
-  if (a.dim() != 4)
-    throw UsageError("CAM needs a layer with N x K x h x w output; " + layer + " has shape " +
-                     c10::str(a.sizes()) + " (pick a convolutional layer; netlens inspect lists shapes)");
-}
-
 }  // namespace
+
+OptionSpec TokenLayoutOption() {
+  return {"token_layout", OptionType::kString,
+          "how the layer keeps its positions: auto (from its shape and the input size), nchw, nhwc, "
+          "tokens or tokens:P (P prefix tokens, e.g. tokens:1 for a class token)",
+          "auto"};
+}
 
 OptionTable CamOptions(OptionTable extra) {
   OptionTable table{
@@ -39,6 +42,7 @@ OptionTable CamOptions(OptionTable extra) {
        Json::array({"last-conv"})},
       {"interpolation", OptionType::kString, "upsampling of the map when rendered", "bilinear",
        {"bilinear", "nearest"}},
+      TokenLayoutOption(),
   };
   table.insert(table.end(), extra.begin(), extra.end());
   return table;
@@ -58,14 +62,58 @@ torch::Tensor FuseCams(const std::vector<torch::Tensor>& cams, int64_t height, i
   return torch::stack(scaled).mean(0);
 }
 
+std::vector<std::string> TransformerCamCandidates(Model& model) {
+  const auto& layers = model.lens().layers();
+  size_t last_conv = 0;
+  bool any_conv = false;
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].capturable && StartsWith(layers[i].type, "Conv") &&
+        layers[i].type.find("Transpose") == std::string::npos)
+      last_conv = i, any_conv = true;
+  std::vector<std::string> norms;
+  for (size_t i = any_conv ? last_conv + 1 : 0; i < layers.size(); ++i)
+    if (layers[i].capturable && layers[i].type == "LayerNorm" &&
+        (layers[i].shape.size() == 3 || layers[i].shape.size() == 4))
+      norms.push_back(layers[i].path);
+  if (norms.size() < 2) norms.clear();
+  return norms;
+}
+
 std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& name, GradientCamFn fn) {
-  const auto layers = ResolveLayers(ctx.model, ctx.params.Strs("layer"));
+  const std::vector<std::string> candidates =
+      ctx.params.IsSet("layer") ? std::vector<std::string>{} : TransformerCamCandidates(ctx.model);
+  const auto layers = candidates.empty() ? ResolveLayers(ctx.model, ctx.params.Strs("layer")) : candidates;
   const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, layers,
                                       BackwardRule::kVanilla, /*input_grad=*/false);
+  std::vector<torch::Tensor> spatial_a, spatial_g;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const SpatialLayout layout = LayerLayout(ctx, name, layers[i], g.activations[i], !candidates.empty());
+    spatial_a.push_back(ToSpatial(g.activations[i], layout));
+    spatial_g.push_back(ToSpatial(g.layer_grads[i], layout));
+  }
+  const auto reaches = [&](size_t i) { return spatial_g[i].abs().max().item<double>() > 0; };
+  if (!candidates.empty()) {
+    // A transformer without --layer: the deepest normalization whose patch positions reach the
+    // target. In ViT only the class token reaches the head from the last block's output, its MLP
+    // and its second norm (their patch gradients are zero); the block's first norm feeds the
+    // class token's attention, so its patch gradients are not (pytorch-grad-cam's advice for ViT).
+    size_t pick = candidates.size() - 1;
+    while (pick > 0 && !reaches(pick)) --pick;
+    Log().info("{}: no --layer given; the model is a transformer (normalizations after its last "
+               "convolution): {} is the deepest whose patch positions reach the target{}",
+               name, layers[pick], pick + 1 < candidates.size() ? " (deeper ones pass only the prefix tokens)" : "");
+    LayerLayout(ctx, name, layers[pick], g.activations[pick]);  // logged and recorded for the one explained
+    return Assemble(ctx, name, {layers[pick]}, {fn(spatial_a[pick], spatial_g[pick])});
+  }
   std::vector<torch::Tensor> cams;
   for (size_t i = 0; i < layers.size(); ++i) {
-    CheckSpatial(layers[i], g.activations[i]);
-    cams.push_back(fn(g.activations[i], g.layer_grads[i]));
+    if (!reaches(i))
+      Warn(ctx, name + ": the gradient at " + layers[i] + " is zero at every position" +
+                    (g.activations[i].dim() == 3 ? " (only the prefix tokens reach the target: in a ViT, pick the "
+                                                   "block's first norm, e.g. encoder.layers.encoder_layer_11.ln_1)"
+                                                 : "") +
+                    "; its map is zero");
+    cams.push_back(fn(spatial_a[i], spatial_g[i]));
   }
   return Assemble(ctx, name, layers, cams);
 }
@@ -80,8 +128,8 @@ std::vector<Artifact> RunPerturbationCam(TechniqueContext& ctx, const std::strin
   }
   std::vector<torch::Tensor> cams;
   for (size_t i = 0; i < layers.size(); ++i) {
-    CheckSpatial(layers[i], capture.activations[i]);
-    cams.push_back(fn(ctx, layers[i], capture.activations[i]));
+    const SpatialLayout layout = LayerLayout(ctx, name, layers[i], capture.activations[i]);
+    cams.push_back(fn(ctx, layers[i], layout, ToSpatial(capture.activations[i], layout)));
   }
   return Assemble(ctx, name, layers, cams);
 }

@@ -7,22 +7,35 @@
 #include <string>
 #include <vector>
 
+#include "netlens/model/layout.h"
 #include "netlens/techniques/technique.h"
 
 namespace netlens {
 
-// The options every CAM technique has: layer, interpolation; plus `extra`.
+// The option `token_layout` (model/layout.h; "auto" infers the layout).
+OptionSpec TokenLayoutOption();
+
+// The options every CAM technique has: layer, interpolation, token_layout; plus `extra`.
 OptionTable CamOptions(OptionTable extra = {});
 
-// cam from activation A and gradient dA at one layer (both N x K x h x w).
+// cam from activation A and gradient dA at one layer (both read as N x K x h x w through the
+// layer's layout: a token or channels-last layer as its grid).
 using GradientCamFn = torch::Tensor (*)(const torch::Tensor& A, const torch::Tensor& dA);
 
-// Runs a gradient-based CAM at the requested layers with one forward and one backward pass.
+// The layers a CAM without --layer chooses from on a transformer: its LayerNorms after the last
+// convolution (the patch embedding), in forward order; empty for a model with fewer than two
+// (a CNN, ConvNeXt), which keeps "last-conv".
+std::vector<std::string> TransformerCamCandidates(Model& model);
+
+// Runs a gradient-based CAM at the requested layers with one forward and one backward pass; on a
+// transformer without --layer, at the deepest of TransformerCamCandidates whose patch positions
+// get a gradient (one pass over all of them).
 std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& name, GradientCamFn fn);
 
-// cam from the model, the input and one layer's activation (gradient-free CAMs).
+// cam from the model, the input and one layer's activation A read as N x K x h x w through
+// `layout` (gradient-free CAMs).
 using PerturbationCamFn = torch::Tensor (*)(TechniqueContext& ctx, const std::string& layer,
-                                            const torch::Tensor& A);
+                                            const SpatialLayout& layout, const torch::Tensor& A);
 std::vector<Artifact> RunPerturbationCam(TechniqueContext& ctx, const std::string& name,
                                          PerturbationCamFn fn);
 

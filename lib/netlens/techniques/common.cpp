@@ -3,9 +3,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <mutex>
+#include <set>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
+#include "netlens/core/strings.h"
 
 namespace netlens {
 
@@ -122,6 +124,36 @@ torch::Tensor GradCam(const torch::Tensor& activation, const torch::Tensor& grad
                      c10::str(activation.sizes()));
   const torch::Tensor weights = gradient.mean({2, 3}, /*keepdim=*/true);
   return (weights * activation).sum(1, /*keepdim=*/true);
+}
+
+SpatialLayout LayerLayout(TechniqueContext& ctx, const std::string& technique, const std::string& layer,
+                          const torch::Tensor& t, bool quiet) {
+  const std::string given = ctx.params.Declares("token_layout") ? ctx.params.Str("token_layout") : "";
+  const torch::Tensor& x = ctx.input.tensor;
+  const SpatialLayout layout = InferSpatialLayout(t.sizes().vec(), x.size(2), x.size(3), given == "auto" ? "" : given);
+  if (!layout.spatial())
+    throw UsageError(technique + " needs a layer with spatial positions; " + Quote(layer) + " has none: " +
+                     layout.why_not + (ctx.params.Declares("token_layout")
+                                           ? " (--token-layout nchw|nhwc|tokens:P says how to read it"
+                                           : " (") +
+                     "; netlens inspect lists the layers and their layouts)");
+  if (!quiet && (layout.kind != SpatialLayout::Kind::kNCHW || layout.ambiguous)) {
+    ctx.metrics["layer_layouts"][layer] = layout.Describe();
+    static std::mutex mutex;
+    static std::set<std::string> logged;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (logged.insert(ctx.model.path() + "|" + layer + "|" + layout.Describe()).second)
+      Log().info("{}: {} {} read as {} ({} x {} positions{}){}", technique, layer, c10::str(t.sizes()),
+                 layout.Describe(), layout.h, layout.w,
+                 layout.prefix > 0 ? ", " + std::to_string(layout.prefix) + " prefix token(s) left out" : "",
+                 layout.ambiguous ? "; another layout fits this shape too: --token-layout chooses" : "");
+  }
+  return layout;
+}
+
+torch::Tensor LayerAsSpatial(TechniqueContext& ctx, const std::string& technique, const std::string& layer,
+                             const torch::Tensor& t) {
+  return ToSpatial(t, LayerLayout(ctx, technique, layer, t));
 }
 
 std::vector<std::string> ResolveLayers(Model& model, const std::vector<std::string>& names) {

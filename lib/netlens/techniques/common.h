@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "netlens/model/layout.h"
 #include "netlens/model/model.h"
 #include "netlens/techniques/technique.h"
 
@@ -58,6 +59,17 @@ torch::Tensor SeededUniform(const torch::Tensor& like, uint64_t seed);
 // Grad-CAM at one layer (Selvaraju et al.; Captum's LayerGradCam without ReLU):
 // w_k = mean_ij dA[k,i,j]; cam = sum_k w_k A[k]. Returns N x 1 x h x w.
 torch::Tensor GradCam(const torch::Tensor& activation, const torch::Tensor& gradient);
+
+// A layer's output `t` read as N x C x h x w through its spatial layout (model/layout.h), inferred
+// from its shape and the input's size or given by the option `token_layout` where the technique
+// has it; a layer with no grid throws UsageError naming `technique`, the shape and the override.
+// Layouts other than nchw are logged once per layer.
+torch::Tensor LayerAsSpatial(TechniqueContext& ctx, const std::string& technique, const std::string& layer,
+                             const torch::Tensor& t);
+// The layout LayerAsSpatial reads `t` with.
+// `quiet`: neither logged nor recorded (a layer looked at, not explained).
+SpatialLayout LayerLayout(TechniqueContext& ctx, const std::string& technique, const std::string& layer,
+                          const torch::Tensor& t, bool quiet = false);
 
 // The option `layer` of CAM techniques, resolved against the model ("last-conv" by default).
 std::vector<std::string> ResolveLayers(Model& model, const std::vector<std::string>& names);

@@ -10,7 +10,7 @@ TechniqueInfo EigenCamTechnique() {
   return {"eigencam", "Eigen-CAM: first principal component of the layer's activations",
           CamOptions(), [](TechniqueContext& ctx) {
             return RunPerturbationCam(ctx, "eigencam", [](TechniqueContext&, const std::string&,
-                                                          const torch::Tensor& A) {
+                                                          const SpatialLayout&, const torch::Tensor& A) {
               const int64_t K = A.size(1), h = A.size(2), w = A.size(3);
               const torch::Tensor m = A[0].reshape({K, h * w}).t().to(torch::kFloat64);
               const torch::Tensor centred = m - m.mean(0, true);

@@ -2,6 +2,7 @@
 // the input size (nearest, Captum's default) times the guided backprop map, broadcast over
 // channels. Two passes: a vanilla one for the CAM and a guided one for the input gradient.
 #include "netlens/image/render.h"
+#include "netlens/techniques/cam.h"
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/gradient_family.h"
 #include "netlens/techniques/rectifier_report.h"
@@ -14,13 +15,16 @@ TechniqueInfo GuidedGradCamTechnique() {
        "last-conv"},
       {"interpolation", OptionType::kString, "upsampling of the CAM to the input size",
        "nearest", {"bilinear", "nearest"}},
+      TokenLayoutOption(),
   };
   return {"guided-gradcam", "guided backprop weighted by the upsampled Grad-CAM", options,
           [](TechniqueContext& ctx) {
             const std::string layer = ctx.model.lens().Resolve(ctx.params.Str("layer"));
             Gradients vanilla = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {layer},
                                                 BackwardRule::kVanilla, /*input_grad=*/false);
-            const torch::Tensor cam = GradCam(vanilla.activations[0], vanilla.layer_grads[0]);
+            const SpatialLayout layout = LayerLayout(ctx, "guided-gradcam", layer, vanilla.activations[0]);
+            const torch::Tensor cam =
+                GradCam(ToSpatial(vanilla.activations[0], layout), ToSpatial(vanilla.layer_grads[0], layout));
             Gradients guided = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {},
                                                BackwardRule::kGuided);
             ctx.metrics["activations"] = RectifierReport(ctx.model, BackwardRule::kGuided);

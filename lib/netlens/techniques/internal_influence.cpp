@@ -33,9 +33,7 @@ TechniqueInfo InternalInfluenceTechnique() {
               const torch::Tensor part = (w * grads).sum(0, true);
               influence = influence.defined() ? influence + part : part;
             }
-            if (influence.dim() != 4)
-              throw UsageError("internal-influence: " + layer + " has shape " + c10::str(influence.sizes()) +
-                               "; give a convolutional layer (N x C x H x W)");
+            influence = LayerAsSpatial(ctx, "internal-influence", layer, influence).contiguous();
             Artifact map{"internal_influence", influence.sum(1, true), Artifact::Kind::kLayerMap, layer};
             Artifact units{"internal_influence_units", influence, Artifact::Kind::kRawOnly, layer};
             return std::vector<Artifact>{map, units};

@@ -39,13 +39,11 @@ TechniqueInfo LayerConductanceTechnique() {
               last_activation = acts.slice(0, m - 1, m);
               last_grad = grads.slice(0, m - 1, m);
             }
-            if (conductance.dim() != 4)
-              throw UsageError("layer-conductance: " + layer + " has shape " + c10::str(conductance.sizes()) +
-                               "; give a convolutional layer (N x C x H x W)");
             const torch::Tensor ends = ctx.model.Logits(torch::cat({x, b}, 0)).select(1, ctx.target);
             const double expected = (ends[0] - ends[1]).item<double>();
-            const double total = conductance.sum().item<double>();
+            const double total = conductance.sum().item<double>();  // every unit, prefix tokens included
             ctx.metrics["completeness"] = CompletenessMetrics(total, expected);
+            conductance = LayerAsSpatial(ctx, "layer-conductance", layer, conductance).contiguous();
             Artifact map{"layer_conductance", conductance.sum(1, true), Artifact::Kind::kLayerMap, layer};
             Artifact units{"layer_conductance_units", conductance, Artifact::Kind::kRawOnly, layer};
             return std::vector<Artifact>{map, units};

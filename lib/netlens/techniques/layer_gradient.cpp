@@ -20,7 +20,15 @@ TechniqueInfo LayerGradientTechnique() {
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
             const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
-            const auto& shape = ctx.model.lens().Info(layer).shape;
+            // Channels and positions as N x C x h x w (a token or channels-last layer through its
+            // layout); a flat N x C layer as it is.
+            const auto& native = ctx.model.lens().Info(layer).shape;
+            const bool flat = native.size() == 2;
+            std::vector<int64_t> shape = native;
+            if (!flat) {
+              const SpatialLayout layout = LayerLayout(ctx, "layer-gradient", layer, torch::empty(native, torch::kMeta));
+              shape = {native[0], layout.channels, layout.h, layout.w};
+            }
             const int64_t channel = p.Int("channel");
             if (shape.size() < 2 || channel >= shape[1])
               throw UsageError("layer-gradient: channel " + std::to_string(channel) + " is out of range: " +
@@ -37,7 +45,8 @@ TechniqueInfo LayerGradientTechnique() {
             if (p.Bool("guided")) ctx.metrics["activations"] = RectifierReport(ctx.model, rule);
             const torch::Tensor g = InputGradientOf(
                 ctx.model, ctx.input.tensor, {layer}, rule, [&](const Lens::Capture& c) {
-                  torch::Tensor a = c.activations[0].select(1, channel);
+                  const torch::Tensor& native_a = c.activations[0];
+                  torch::Tensor a = (flat ? native_a : LayerAsSpatial(ctx, "layer-gradient", layer, native_a)).select(1, channel);
                   if (!neuron.empty()) return a.select(1, neuron[0]).select(1, neuron[1]).sum();
                   return a.abs().sum();
                 });

@@ -2,6 +2,7 @@
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
+#include "netlens/techniques/attention.h"
 #include "netlens/techniques/attribution_family.h"
 #include "netlens/techniques/cam.h"
 #include "netlens/techniques/gradient_family.h"
@@ -26,6 +27,8 @@ const std::vector<TechniqueInfo>& Techniques() {
       ScoreCamTechnique(),
       AblationCamTechnique(),
       EigenCamTechnique(),
+      AttentionRolloutTechnique(),
+      TransformerAttributionTechnique(),
       SmoothGradTechnique(),
       IntegratedGradientsTechnique(),
       OcclusionTechnique(),

@@ -15,7 +15,7 @@ TechniqueInfo ScoreCamTechnique() {
   return {"scorecam", "Score-CAM: channels weighted by the score of the input they mask",
           CamOptions(extra), [](TechniqueContext& ctx) {
             return RunPerturbationCam(ctx, "scorecam", [](TechniqueContext& c, const std::string&,
-                                                          const torch::Tensor& A) {
+                                                          const SpatialLayout&, const torch::Tensor& A) {
               namespace F = torch::nn::functional;
               torch::NoGradGuard no_grad;
               const torch::Tensor& x = c.input.tensor;
