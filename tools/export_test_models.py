@@ -14,6 +14,7 @@ import os
 
 import torch
 import torch.nn as nn
+import torchvision
 import torchvision.models as tvm
 
 SIZE = 64
@@ -131,6 +132,20 @@ def record_layers(model):
     return records, logits
 
 
+class NmsUser(nn.Module):
+    """A classifier whose forward calls torchvision's C++ operator nms, as detection models do:
+    netlens does not provide it, and loading must say so (scripted only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 10)
+
+    def forward(self, x):
+        boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+        keep = torchvision.ops.nms(boxes, torch.ones(1), 0.5)
+        return self.fc(x.mean([2, 3])) * keep.numel()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -151,6 +166,8 @@ def main():
         with open(os.path.join(args.out, f"{name}.layers.json"), "w") as f:
             json.dump({"layers": records, "logits": logits[0].double().tolist()}, f)
         print(f"exported {name}: {len(records)} modules", flush=True)
+    if not args.only:
+        torch.jit.script(NmsUser().eval()).save(os.path.join(args.out, "nms_user.scripted.pt"))
 
 
 if __name__ == "__main__":

@@ -305,6 +305,24 @@ TEST_P(Transformers, EveryHookedModuleIsCapturedAndInspectNamesLayouts) {
   }
 }
 
+// A model whose code calls torchvision's C++ operators (a detection model's nms) cannot be
+// loaded here: the message says which operator and what to export instead, not an empty line.
+TEST(ModelLoad, TorchvisionOperatorsAreNamedWithTheRemedy) {
+  const std::string path = test::TestModels() + "/nms_user.scripted.pt";
+  ASSERT_TRUE(fs::exists(path)) << "missing " << path << " (tools/test.sh exports the test models)";
+  ModelRequest request;
+  request.path = path;
+  request.device = "cpu";
+  try {
+    Model::Load(request);
+    ADD_FAILURE() << "loaded";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("torchvision::nms"), std::string::npos) << what;
+    EXPECT_NE(what.find("backbone"), std::string::npos) << what;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Torchvision, Transformers, ::testing::Values("traced", "scripted"));
 
 }  // namespace

@@ -145,6 +145,15 @@ std::shared_ptr<Model> Model::Load(const ModelRequest& request) {
                      " is not a TorchScript archive (export it with torch.jit.trace or "
                      "torch.jit.script and torch.jit.save; tools/export_model.py does this): " +
                      TorchErrorSummary(e));
+  } catch (const std::exception& e) {  // the archive's code does not compile here (torch::jit::ErrorReport)
+    const std::string reason = TorchErrorSummary(e);
+    const bool torchvision_ops = reason.find("torchvision::") != std::string::npos;
+    throw UsageError("model " + Quote(request.path) + " cannot be loaded: its TorchScript code does not compile: " +
+                     reason +
+                     (torchvision_ops ? " (netlens does not provide torchvision's C++ operators, such as the nms and "
+                                        "roi_align of detection models; export the part to explain without them, "
+                                        "e.g. the detector's backbone)"
+                                      : ""));
   }
   {
     const auto forward = model->module_.find_method("forward");
