@@ -23,6 +23,7 @@
 #include "netlens/optvis/style.h"
 #include "netlens/runner/common_options.h"
 #include "netlens/runner/runner.h"
+#include "netlens/techniques/cam.h"
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/deeplift.h"
 #include "netlens/techniques/optvis_family.h"
@@ -220,7 +221,7 @@ int RunBench(const Params& p) {
   const int64_t tiles = ((H + side - 1) / side) * ((W + side - 1) / side);
   const char* const kDeepLiftFloor = "2 fwd + 1 bwd (1 fwd, 1 fwd+bwd)";
   const bool deeplift_one_backward = selected("deeplift") && DeepLiftOneBackward(*model);
-  const std::vector<std::pair<Case, std::function<void()>>> cases{
+  std::vector<std::pair<Case, std::function<void()>>> cases{
       {{"saliency", {}, "1 fwd+bwd", true}, [&] { fb(1, 1); }},
       {{"guided", {}, "1 fwd+bwd", true}, [&] { fb(1, 1); }},
       {{"gradcam", {{"layer", cam_layers}}, "1 fwd+bwd", true}, [&] { fb(1, 1); }},
@@ -261,6 +262,14 @@ int RunBench(const Params& p) {
               "th; the 32 above average 16): 32 x",
           style_directions}}}, [&] { style_floor(); }},
   };
+  // A transformer: CAMs at the default layer (no options: the deepest norm whose patches reach the
+  // target, from one pass over the candidates) and the attention maps.
+  if (!TransformerCamCandidates(*model).empty()) {
+    cases.push_back({{"gradcam", {}, "1 fwd+bwd", true}, [&] { fb(1, 1); }});
+    cases.push_back({{"layercam", {}, "1 fwd+bwd", true}, [&] { fb(1, 1); }});
+    cases.push_back({{"attention-rollout", {}, "1 fwd", true}, [&] { fwd(1, 1); }});
+    cases.push_back({{"transformer-attribution", {}, "1 fwd+bwd", true}, [&] { fb(1, 1); }});
+  }
   std::cout << "model " << model->path() << ", input 1x" << x.size(1) << "x" << H << "x" << W << ", "
             << threads << " threads, device " << model->device().str() << ", dtype " << p.Str("dtype")
             << ", median of " << repeat << "\n"
