@@ -5,6 +5,8 @@
 // pytorch-grad-cam's own code with the reshape_transform its users write by hand.
 #include <gtest/gtest.h>
 
+#include <opencv2/core.hpp>
+
 #include <cmath>
 #include <fstream>
 
@@ -54,6 +56,7 @@ CamRun RunOn(Model& model, const std::string& technique, Json options = Json::ob
   Params params({&CommonOptions(), &t.options}, values);
   InputImage input;
   input.tensor = ProbeInput().to(model.dtype());
+  input.display = cv::Mat(64, 64, CV_8UC3, cv::Scalar(128, 128, 128));
   TechniqueContext ctx{model, input, target, params};
   CamRun run;
   run.artifacts = t.run(ctx);
@@ -255,6 +258,28 @@ TEST_P(Transformers, RolloutWithoutGlobalAttentionIsRefused) {
         EXPECT_NE(std::string(e.what()).find("gradcam"), std::string::npos) << e.what();
       }
     }
+  }
+}
+
+// gist on a transformer shows its blocks' first norms whose patches reach the target (ViT: both
+// blocks' ln_1, not encoder.ln, which passes only the class token; Swin: 6 of its 7 first norms,
+// the patch embedding's, each block's norm1, the patch merging's and the final one, spread
+// evenly), each read through its layout, from one pass over the candidates.
+TEST_P(Transformers, GistShowsTheBlocksFirstNorms) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> expect{
+      {"vit", {"encoder.layers.encoder_layer_0.ln_1", "encoder.layers.encoder_layer_1.ln_1"}},
+      {"swin",
+       {"features.0.2", "features.1.0.norm1", "features.1.1.norm1", "features.3.0.norm1", "features.3.1.norm1", "norm"}}};
+  for (const auto& [arch, rows] : expect) {
+    auto model = LoadTransformer(arch + "." + GetParam() + ".pt", "float32");
+    if (!model) return;
+    const CamRun run = RunOn(*model, "gist", {{"steps", 2}, {"occlusion_grid", 2}});
+    std::vector<std::string> layers;
+    for (const auto& l : run.metrics["layers"]) layers.push_back(l["layer"]);
+    EXPECT_EQ(layers, rows) << arch;
+    EXPECT_EQ(run.metrics["layer_layouts"].size(), rows.size()) << run.metrics["layer_layouts"].dump();
+    for (const auto& a : run.artifacts)
+      if (a.tensor.defined()) EXPECT_TRUE(torch::isfinite(a.tensor.to(torch::kFloat64)).all().item<bool>()) << a.name;
   }
 }
 

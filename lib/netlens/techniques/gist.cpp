@@ -13,12 +13,15 @@
 #include <cmath>
 #include <filesystem>
 #include <cstdio>
+#include <set>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
 #include "netlens/image/figure.h"
 #include "netlens/image/render.h"
+#include "netlens/model/layout.h"
+#include "netlens/techniques/cam.h"
 #include "netlens/techniques/common.h"
 #include "netlens/techniques/compose.h"
 #include "netlens/techniques/neuron_groups.h"
@@ -36,13 +39,25 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
 }
 
 // The layers gist shows: --layers (resolved, in forward order), or --layer-count of the
-// convolutions spread evenly in forward order (every one with --all). Only layers with a spatial
-// output (N x C x h x w, h*w > 1) qualify.
-std::vector<std::string> GistLayers(Model& model, const Params& p) {
+// convolutions spread evenly in forward order (every one with --all). Only layers with spatial
+// positions (model/layout.h: N x C x h x w, channels-last or tokens; h*w > 1) qualify. On a
+// transformer without --layers: every candidate of TransformerCamCandidates, sampled after the
+// pass (SampleTransformerRows).
+std::vector<std::string> GistLayers(Model& model, const Params& p, bool* transformer) {
   Lens& lens = model.lens();
+  *transformer = false;
+  if (!p.IsSet("layers")) {
+    std::vector<std::string> candidates = TransformerCamCandidates(model);
+    if (!candidates.empty()) {
+      *transformer = true;
+      return candidates;
+    }
+  }
   std::vector<const LayerInfo*> spatial, convs;
   for (const auto& info : lens.layers()) {
-    if (!info.capturable || info.shape.size() != 4 || info.shape[2] * info.shape[3] <= 1) continue;
+    if (!info.capturable || info.shape.size() < 3) continue;
+    const SpatialLayout layout = InferSpatialLayout(info.shape, model.meta().height, model.meta().width);
+    if (!layout.spatial() || layout.h * layout.w <= 1) continue;
     spatial.push_back(&info);
     if (info.type == "Conv2d") convs.push_back(&info);
   }
@@ -67,7 +82,7 @@ std::vector<std::string> GistLayers(Model& model, const Params& p) {
       if (!ok)
         throw UsageError("gist: layer " + Quote(name) + " has output shape " +
                          (info.shape.empty() ? std::string("(unknown)") : c10::str(c10::IntArrayRef(info.shape))) +
-                         ", without spatial positions; gist shows layers with N x C x h x w output: " +
+                         ", without spatial positions; gist shows layers with N x C x h x w, channels-last or token output: " +
                          names(spatial));
       if (std::find(chosen.begin(), chosen.end(), &info) == chosen.end()) chosen.push_back(&info);
     }
@@ -129,18 +144,64 @@ class SmoothRulesScope {
   bool was_;
 };
 
+// The rows of a transformer's gist, from its candidate norms after the pass: the first norm of each
+// block (the first candidate under each parent module: ViT's ln_1, Swin's norm1) whose patch
+// positions get a gradient (ViT's last norm passes only the class token), --layer-count of them
+// spread evenly, the deepest always shown (every one with --all). Indices into `layers`.
+std::vector<size_t> TransformerRows(const Params& p, const std::vector<std::string>& layers,
+                                    const std::vector<torch::Tensor>& grads) {
+  std::vector<size_t> pool;
+  std::set<std::string> parents;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const size_t dot = layers[i].rfind('.');
+    if (!parents.insert(dot == std::string::npos ? std::string() : layers[i].substr(0, dot)).second) continue;
+    if (grads[i].abs().max().item<double>() > 0) pool.push_back(i);
+  }
+  if (pool.empty()) pool.push_back(layers.size() - 1);
+  const int64_t count = p.Bool("all") ? static_cast<int64_t>(pool.size()) : std::min<int64_t>(p.Int("layer_count"), pool.size());
+  std::vector<size_t> chosen;
+  for (int64_t i = 0; i < count; ++i) {
+    const size_t at = count == 1 ? pool.size() - 1
+                                 : static_cast<size_t>(std::llround(static_cast<double>(i) * (pool.size() - 1) / (count - 1)));
+    if (chosen.empty() || chosen.back() != pool[at]) chosen.push_back(pool[at]);
+  }
+  return chosen;
+}
+
 std::vector<Artifact> RunGist(TechniqueContext& ctx) {
   const Params& p = ctx.params;
   Model& model = ctx.model;
   const torch::Tensor& x = ctx.input.tensor;
   const cv::Mat& display = ctx.input.display;
   StageTimer timer;
-  const std::vector<std::string> layers = GistLayers(model, p);
+  bool transformer = false;
+  std::vector<std::string> layers = GistLayers(model, p, &transformer);
   const int64_t top_k = p.Int("top_channels");
 
-  // One forward + one backward: every sampled layer's activation and gradient.
+  // One forward + one backward: every sampled layer's activation and gradient, read as
+  // N x C x h x w through the layer's layout.
   const Gradients vanilla = TargetGradients(model, x, ctx.target, layers, BackwardRule::kVanilla,
                                             /*input_grad=*/false);
+  std::vector<torch::Tensor> acts, grads;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const SpatialLayout layout = LayerLayout(ctx, "gist", layers[i], vanilla.activations[i], transformer);
+    acts.push_back(ToSpatial(vanilla.activations[i], layout));
+    grads.push_back(ToSpatial(vanilla.layer_grads[i], layout));
+  }
+  if (transformer) {
+    const std::vector<size_t> rows = TransformerRows(p, layers, grads);
+    std::vector<std::string> chosen;
+    std::vector<torch::Tensor> chosen_acts, chosen_grads;
+    for (size_t i : rows) {
+      chosen.push_back(layers[i]);
+      chosen_acts.push_back(acts[i]);
+      chosen_grads.push_back(grads[i]);
+      LayerLayout(ctx, "gist", layers[i], vanilla.activations[i]);  // logged and recorded for the rows shown
+    }
+    Log().info("gist: the model is a transformer: {} of its blocks' first norms whose patches reach the target: {}",
+               chosen.size(), Join(chosen, ", "));
+    layers = chosen, acts = chosen_acts, grads = chosen_grads;
+  }
   const double layers_ms = timer.Stage("gist: activations and gradients at " + std::to_string(layers.size()) +
                                        " layers (one pass)");
   // On a model without ReLU-like activations (SiLU, GELU, Hardswish only) the guided rule would
@@ -217,8 +278,8 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
   Json layer_metrics = Json::array();
   std::vector<cv::Mat> frames;
   for (size_t i = 0; i < layers.size(); ++i) {
-    const torch::Tensor& act = vanilla.activations[i];
-    const torch::Tensor& grad = vanilla.layer_grads[i];
+    const torch::Tensor& act = acts[i];
+    const torch::Tensor& grad = grads[i];
     const torch::Tensor cam = GradCam(act, grad);
     const torch::Tensor up = ResizeMap(cam.detach()[0][0].clamp_min(0), x.size(2), x.size(3), true);
     Artifact gc{"gradcam", cam, Artifact::Kind::kLayerMap, layers[i]};
@@ -268,11 +329,11 @@ std::vector<Artifact> RunGist(TechniqueContext& ctx) {
 
   // Neuron groups of the last sampled layer.
   if (p.Int("groups") > 0) {
-    const torch::Tensor& act = vanilla.activations.back();
+    const torch::Tensor& act = acts.back();
     NmfOptions nmf;
     nmf.components = std::min<int64_t>(p.Int("groups"), std::min(act.size(1), act.size(2) * act.size(3)));
     nmf.seed = static_cast<uint64_t>(p.Int("seed"));
-    const NeuronGroups groups = FactorizeActivation(act, vanilla.layer_grads.back(), nmf);
+    const NeuronGroups groups = FactorizeActivation(act, grads.back(), nmf);
     const cv::Mat groups_view = GroupsPicture(groups.maps, display);
     header.cells.push_back({"groups at " + layers.back(), groups_view});
     Artifact gp{"groups", PictureTensor(groups_view).unsqueeze(0), Artifact::Kind::kPicture, layers.back()};
