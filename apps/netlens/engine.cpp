@@ -10,6 +10,7 @@
 #include "netlens/core/blas.h"
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
+#include "netlens/model/lens.h"
 
 extern "C" __attribute__((visibility("default"))) int netlens_engine_main(int argc, char** argv) {
   netlens::ChooseBlasKernels();
@@ -19,10 +20,12 @@ extern "C" __attribute__((visibility("default"))) int netlens_engine_main(int ar
     netlens::Log().error("{}", e.what());
     return netlens::kExitUsage;
   } catch (const c10::Error& e) {
-    netlens::Log().error("LibTorch: {}", e.what_without_backtrace());
+    netlens::Log().debug("{}", e.what_without_backtrace());
+    netlens::Log().error("LibTorch: {}", netlens::TorchErrorSummary(e));
     return netlens::kExitFailure;
   } catch (const std::exception& e) {
-    netlens::Log().error("{}", e.what());
+    netlens::Log().debug("{}", e.what());
+    netlens::Log().error("{}", netlens::TorchErrorSummary(e));
     return netlens::kExitFailure;
   }
 }

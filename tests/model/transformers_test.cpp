@@ -13,6 +13,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/model/layout.h"
 #include "netlens/model/model.h"
+#include "netlens/optvis/objective.h"
 #include "netlens/runner/inspect.h"
 #include "tests/techniques/fixtures.h"
 #include "tests/test_util.h"
@@ -281,6 +282,29 @@ TEST_P(Transformers, GistShowsTheBlocksFirstNorms) {
     for (const auto& a : run.artifacts)
       if (a.tensor.defined()) EXPECT_TRUE(torch::isfinite(a.tensor.to(torch::kFloat64)).all().item<bool>()) << a.name;
   }
+}
+
+// Feature visualization objectives read a token layer through its layout: channel 3 is the mean
+// of channel 3 over the patch tokens (not token 3), a channel past the 32 is refused, and a run at
+// the model's fixed 64 x 64 (torchvision's ViT asserts its size) raises the objective.
+TEST_P(Transformers, FeaturevisReadsTokenLayersAsChannels) {
+  auto model = LoadTransformer("vit." + GetParam() + ".pt");
+  if (!model) return;
+  const std::string layer = "encoder.layers.encoder_layer_1.ln_1";
+  const optvis::Objective objective = optvis::ParseObjective(layer + ":3", *model);
+  const torch::Tensor x = ProbeInput();
+  torch::NoGradGuard no_grad;
+  const auto capture = model->lens().Forward(x, objective.layers);
+  const double value = objective.Evaluate(capture.activations, capture.output, x)[0].item<double>();
+  const double expected = capture.activations[0][0].slice(0, 1).select(1, 3).mean().item<double>();
+  EXPECT_NEAR(value, expected, 1e-12);
+  EXPECT_THROW(optvis::ParseObjective(layer + ":40", *model), UsageError);
+  const CamRun run = RunOn(*model, "featurevis",
+                           {{"objective", layer + ":3"}, {"steps", 8}, {"size", 64}, {"transforms", "none"},
+                            {"frames", 0}, {"progress", "none"}});
+  const auto curve = run.metrics["objective_curve"].get<std::vector<double>>();
+  ASSERT_EQ(curve.size(), 8u);
+  EXPECT_GT(curve.back(), curve.front());
 }
 
 // Every module PyTorch's hooks see with a tensor output (but Swin's StochasticDepth, the identity

@@ -1,3 +1,4 @@
+#include "netlens/model/layout.h"
 #include "netlens/optvis/objective.h"
 
 #include <cctype>
@@ -161,8 +162,12 @@ class Parser {
     }
   }
 
-  int64_t ChannelCount(const std::string& layer) const {
+  int64_t ChannelCount(const std::string& layer) const {  // through the layer's layout (tokens: the last size)
     const auto& shape = model_.lens().Info(layer).shape;
+    if (shape.size() >= 3) {
+      const SpatialLayout layout = InferSpatialLayout(shape, model_.meta().height, model_.meta().width);
+      if (layout.spatial()) return layout.channels;
+    }
     return shape.size() >= 2 ? shape[1] : 0;
   }
 
@@ -398,7 +403,7 @@ torch::Tensor Objective::Evaluate(const std::vector<torch::Tensor>& activations,
     torch::Tensor act;
     if (!t.layer.empty()) {
       for (size_t i = 0; i < layers.size(); ++i)
-        if (layers[i] == t.layer) act = activations[i];
+        if (layers[i] == t.layer) act = ChannelsFirst(activations[i], picture.size(2), picture.size(3));
     }
     total = total + t.weight * TermValue(t, act, logits, picture).to(picture.scalar_type());
   }
@@ -422,7 +427,14 @@ std::string Objective::Caption(int64_t b) const {
   return out;
 }
 
-torch::Tensor Diversity(const torch::Tensor& activation) {
+torch::Tensor ChannelsFirst(const torch::Tensor& activation, int64_t height, int64_t width) {
+  if (activation.dim() < 3 || height <= 0 || width <= 0) return activation;
+  const SpatialLayout layout = InferSpatialLayout(activation.sizes().vec(), height, width);
+  return layout.spatial() ? ToSpatial(activation, layout) : activation;
+}
+
+torch::Tensor Diversity(const torch::Tensor& given, int64_t height, int64_t width) {
+  const torch::Tensor activation = ChannelsFirst(given, height, width);
   const int64_t n = activation.size(0);
   if (n < 2) return torch::zeros({}, activation.options());
   const torch::Tensor flat = activation.reshape({n, activation.size(1), -1});

@@ -58,9 +58,15 @@ struct Objective {
 // Parses `text` against `model` (layers, channel counts from the measured shapes, labels).
 Objective ParseObjective(const std::string& text, Model& model);
 
-// Lucid's diversity: minus the summed cosine similarity of the samples' Gram matrices at a layer,
-// divided by the batch (0 for one sample). Larger = more diverse.
-torch::Tensor Diversity(const torch::Tensor& activation);
+// A layer's activation for a picture of height x width as N x C x h x w when its shape has a
+// spatial layout (model/layout.h: channels-last, ViT tokens), else as it is: channel and neuron
+// terms index channels and positions, not tokens.
+torch::Tensor ChannelsFirst(const torch::Tensor& activation, int64_t height, int64_t width);
+
+// Lucid's diversity: minus the summed cosine similarity of the samples' Gram matrices at a layer
+// (read through ChannelsFirst for a picture of height x width; 0: as it is), divided by the batch
+// (0 for one sample). Larger = more diverse.
+torch::Tensor Diversity(const torch::Tensor& activation, int64_t height = 0, int64_t width = 0);
 
 // The index of `layer` in `objective.layers`, adding it when new.
 size_t UseLayer(Objective& objective, const std::string& layer);

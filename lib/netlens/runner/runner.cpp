@@ -167,15 +167,19 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
       } catch (const std::exception& e) {
         ++summary.failed;
         const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
+        // LibTorch's failures inside a graph are many lines: the reason and the failing line of
+        // the model's code (the whole message at debug level).
+        const std::string what = usage ? std::string(e.what()) : TorchErrorSummary(e);
+        if (!usage) Log().debug("{}", e.what());
         entries.push_back({{"status", "failed"}, {"technique", job->technique->name},
                            {"image", job->image}, {"task", job->where},
-                           {"error", e.what()}, {"error_kind", usage ? "usage" : "runtime"}});
+                           {"error", what}, {"error_kind", usage ? "usage" : "runtime"}});
         if (rethrow_single && all_jobs.size() == 1) {
           manifest_["jobs"].push_back(entries[0]);
           WriteManifest();
           throw;
         }
-        Log().error("{}{}: {}", job->where.empty() ? "" : job->where + ": ", job->image, e.what());
+        Log().error("{}{}: {}", job->where.empty() ? "" : job->where + ": ", job->image, what);
       }
     }
     for (const auto& entry : entries) manifest_["jobs"].push_back(entry);

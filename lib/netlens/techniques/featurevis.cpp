@@ -58,7 +58,7 @@ std::vector<Artifact> RunFeaturevis(TechniqueContext& ctx) {
                                                        BackwardRule::kVanilla, objective.needs_logits);
     torch::Tensor value = objective.Evaluate(capture.activations, capture.output, picture);
     if (objective.diversity != 0)
-      value = value + objective.diversity * optvis::Diversity(capture.activations[diversity_index]) /
+      value = value + objective.diversity * optvis::Diversity(capture.activations[diversity_index], picture.size(2), picture.size(3)) /
                           static_cast<double>(objective.batch);
     return value;
   };
