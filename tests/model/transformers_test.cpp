@@ -307,6 +307,24 @@ TEST_P(Transformers, FeaturevisReadsTokenLayersAsChannels) {
   EXPECT_GT(curve.back(), curve.front());
 }
 
+// DeepLIFT and guided backprop on a transformer say which nonlinear ops keep their ordinary
+// gradient (normalizations, softmax, attention's products of activations): the manifest lists them;
+// a CNN's has no such entry.
+TEST_P(Transformers, RulesNameTheOpsTheyLeaveWithTheirOrdinaryGradient) {
+  auto vit = LoadTransformer("vit." + GetParam() + ".pt");
+  if (!vit) return;
+  for (const std::string technique : {"deeplift", "guided"}) {
+    const CamRun run = RunOn(*vit, technique);
+    const Json& kinds = run.metrics["activations"]["ordinary_gradient_kinds"];
+    EXPECT_GE(kinds.value("layer_norm", 0), 5) << technique << " " << kinds.dump();  // 2 blocks x 2 + the final
+    EXPECT_GE(kinds.value("softmax", 0), 2) << technique << " " << kinds.dump();
+    EXPECT_GE(kinds.value("products of activations", 0), 4) << technique << " " << kinds.dump();
+  }
+  auto cnn = LoadTransformer("resnet18." + GetParam() + ".pt");
+  if (!cnn) return;
+  EXPECT_FALSE(RunOn(*cnn, "deeplift").metrics["activations"].contains("ordinary_gradient_kinds"));
+}
+
 // Every module PyTorch's hooks see with a tensor output (but Swin's StochasticDepth, the identity
 // in eval mode) is captured with the same shape and values (tools/export_test_models.py records
 // them), and inspect names each layer's layout.

@@ -133,10 +133,9 @@ SpatialLayout LayerLayout(TechniqueContext& ctx, const std::string& technique, c
   const SpatialLayout layout = InferSpatialLayout(t.sizes().vec(), x.size(2), x.size(3), given == "auto" ? "" : given);
   if (!layout.spatial())
     throw UsageError(technique + " needs a layer with spatial positions; " + Quote(layer) + " has none: " +
-                     layout.why_not + (ctx.params.Declares("token_layout")
-                                           ? " (--token-layout nchw|nhwc|tokens:P says how to read it"
-                                           : " (") +
-                     "; netlens inspect lists the layers and their layouts)");
+                     layout.why_not + " (" +
+                     (ctx.params.Declares("token_layout") ? "--token-layout nchw|nhwc|tokens:P says how to read it; " : "") +
+                     "netlens inspect lists the layers and their layouts)");
   if (!quiet && (layout.kind != SpatialLayout::Kind::kNCHW || layout.ambiguous)) {
     ctx.metrics["layer_layouts"][layer] = layout.Describe();
     static std::mutex mutex;

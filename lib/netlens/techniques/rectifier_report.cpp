@@ -1,7 +1,10 @@
 #include "netlens/techniques/rectifier_report.h"
 
+#include <torch/csrc/jit/ir/ir.h>
+
 #include <algorithm>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "netlens/core/log.h"
@@ -16,9 +19,38 @@ std::string Kinds(const std::map<std::string, int64_t>& counts) {
   return out;
 }
 
+// Nonlinear ops that no rule of netlens rewrites, so their backward stays the ordinary gradient:
+// normalizations, softmax, products of two activations (attention's q k^T and A v: a matmul or bmm
+// whose operands are neither parameters nor their transposes) and fused attention. Counted over
+// the whole graph, both branches of a scripted nn.MultiheadAttention's fast-path test included.
+bool FromParameter(const torch::jit::Value* v) {
+  const torch::jit::Node* n = v->node();
+  while (n->kind() == c10::aten::t || n->kind() == c10::aten::transpose || n->kind() == c10::aten::permute ||
+         n->kind() == c10::aten::contiguous)
+    n = n->input(0)->node();
+  return n->kind() == c10::prim::GetAttr || n->kind() == c10::prim::Constant;
+}
+
+void CountOrdinary(torch::jit::Block* block, std::map<std::string, int64_t>& out) {
+  static const std::set<std::string> kOps{"aten::layer_norm", "aten::group_norm", "aten::softmax",
+                                          "aten::log_softmax", "aten::_native_multi_head_attention",
+                                          "aten::scaled_dot_product_attention"};
+  for (torch::jit::Node* n : block->nodes()) {
+    const std::string kind = n->kind().toQualString();
+    if (kOps.count(kind)) {
+      ++out[kind.substr(6)];
+    } else if ((n->kind() == c10::aten::bmm || n->kind() == c10::aten::matmul) && !FromParameter(n->input(0)) &&
+               !FromParameter(n->input(1))) {
+      ++out["products of activations"];
+    }
+    for (torch::jit::Block* b : n->blocks()) CountOrdinary(b, out);
+  }
+}
+
 struct Known {
   c10::weak_intrusive_ptr<c10::ivalue::Object> module;  // expired: another model at this address
   ActivationCensus census;
+  std::map<std::string, int64_t> ordinary;  // CountOrdinary
   bool deeplift_one_backward = false;  // DeepLiftOneBackwardIsExact
   std::vector<BackwardRule> said;  // rules already described in the log
 };
@@ -34,7 +66,9 @@ Known& EntryOf(Model& model) {
   known.erase(std::remove_if(known.begin(), known.end(), [](const Known& k) { return k.module.expired(); }),
               known.end());
   const auto graph = InlinedForward(model.module());
-  known.push_back({c10::weak_intrusive_ptr<c10::ivalue::Object>(object), CountActivations(*graph),
+  std::map<std::string, int64_t> ordinary;
+  CountOrdinary(graph->block(), ordinary);
+  known.push_back({c10::weak_intrusive_ptr<c10::ivalue::Object>(object), CountActivations(*graph), ordinary,
                    DeepLiftOneBackwardIsExact(*graph), {}});
   return known.back();
 }
@@ -82,6 +116,17 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
       Log().info("{}: the rule replaces {} rectifier(s) ({}); the model has no other activation", name,
                  census.Rectifiers(), Kinds(census.rectifiers));
     }
+    if (!entry->ordinary.empty()) {
+      // A transformer's normalizations and attention: no rule of netlens reaches them.
+      if (IsDeepLift(rule))
+        Log().warn("deeplift: {} in the graph keep their ordinary gradient (DeepLIFT's rescale rule is for "
+                   "elementwise activations; normalizations and attention have no rule here, as in Captum), so "
+                   "summation-to-delta holds only approximately (metrics.summation_to_delta says how well)",
+                   Kinds(entry->ordinary));
+      else
+        Log().info("{}: {} in the graph keep their ordinary gradient (the rule is about activations)", name,
+                   Kinds(entry->ordinary));
+    }
   }
   // Rectifiers under `rewritten`; the other activations under `generalized` when the rule
   // reached them, else under `left`.
@@ -91,6 +136,7 @@ nlohmann::json RectifierReport(Model& model, BackwardRule rule) {
                         {"left", smooth ? 0 : census.Others()},
                         {"left_kinds", smooth ? std::map<std::string, int64_t>{} : census.others}};
   if (IsDeepLift(rule)) report["backward"] = entry->deeplift_one_backward ? "inputs" : "pairs";
+  if (!entry->ordinary.empty()) report["ordinary_gradient_kinds"] = entry->ordinary;
   if (smooth) {
     report["generalized"] = census.Others();
     report["generalized_kinds"] = census.others;
