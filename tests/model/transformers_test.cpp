@@ -66,6 +66,24 @@ CamRun RunOn(Model& model, const std::string& technique, Json options = Json::ob
   return run;
 }
 
+// What the check scripts print of a map: its sum, absolute sum, the flat index and value of its
+// largest magnitude, and its first value; compared to 1e-9 of the absolute sum.
+struct MapFigures {
+  double sum, abs_sum;
+  int64_t top;
+  double top_value, first;
+};
+
+void ExpectFigures(const torch::Tensor& map, const MapFigures& want, const std::string& what) {
+  const double tol = 1e-9 * want.abs_sum;
+  const torch::Tensor flat = map.flatten();
+  EXPECT_NEAR(map.sum().item<double>(), want.sum, tol) << what;
+  EXPECT_NEAR(map.abs().sum().item<double>(), want.abs_sum, tol) << what;
+  EXPECT_EQ(flat.abs().argmax().item<int64_t>(), want.top) << what;
+  EXPECT_NEAR(flat[want.top].item<double>(), want.top_value, tol) << what;
+  EXPECT_NEAR(flat[0].item<double>(), want.first, tol) << what;
+}
+
 class Transformers : public ::testing::TestWithParam<std::string> {};  // "traced" or "scripted"
 
 // tools/check_gradcam_transformers.py: pytorch-grad-cam's GradCAM (its ActivationsAndGradients
@@ -95,13 +113,7 @@ TEST_P(Transformers, GradCamEqualsPytorchGradCam) {
     ASSERT_EQ(run.artifacts.size(), 1u);
     const torch::Tensor cam = run.artifacts[0].tensor;
     ASSERT_EQ(cam.sizes().vec(), (std::vector<int64_t>{1, 1, r.h, r.w})) << r.arch << " " << r.layer;
-    const double tol = 1e-9 * r.abs_sum;
-    const torch::Tensor flat = cam.flatten();
-    EXPECT_NEAR(cam.sum().item<double>(), r.sum, tol) << r.arch << " " << r.layer;
-    EXPECT_NEAR(cam.abs().sum().item<double>(), r.abs_sum, tol) << r.arch << " " << r.layer;
-    EXPECT_EQ(flat.abs().argmax().item<int64_t>(), r.top) << r.arch << " " << r.layer;
-    EXPECT_NEAR(flat[r.top].item<double>(), r.top_value, tol) << r.arch << " " << r.layer;
-    EXPECT_NEAR(flat[0].item<double>(), r.first, tol) << r.arch << " " << r.layer;
+    ExpectFigures(cam, {r.sum, r.abs_sum, r.top, r.top_value, r.first}, std::string(r.arch) + " " + r.layer);
   }
 }
 
@@ -235,13 +247,7 @@ TEST_P(Transformers, AttentionMapsEqualPlainPyTorch) {
     const torch::Tensor map = run.artifacts[0].tensor;
     ASSERT_EQ(map.sizes().vec(), (std::vector<int64_t>{1, 1, 8, 8})) << r.method << " " << r.arch;
     EXPECT_EQ(run.metrics["attention_blocks"], 2) << r.method << " " << r.arch;
-    const double tol = 1e-9 * r.abs_sum;
-    const torch::Tensor flat = map.flatten();
-    EXPECT_NEAR(map.sum().item<double>(), r.sum, tol) << r.method << " " << r.arch;
-    EXPECT_NEAR(map.abs().sum().item<double>(), r.abs_sum, tol) << r.method << " " << r.arch;
-    EXPECT_EQ(flat.abs().argmax().item<int64_t>(), r.top) << r.method << " " << r.arch;
-    EXPECT_NEAR(flat[r.top].item<double>(), r.top_value, tol) << r.method << " " << r.arch;
-    EXPECT_NEAR(flat[0].item<double>(), r.first, tol) << r.method << " " << r.arch;
+    ExpectFigures(map, {r.sum, r.abs_sum, r.top, r.top_value, r.first}, std::string(r.method) + " " + r.arch);
   }
 }
 
