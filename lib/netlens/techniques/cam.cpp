@@ -64,14 +64,16 @@ torch::Tensor FuseCams(const std::vector<torch::Tensor>& cams, int64_t height, i
 
 std::vector<std::string> TransformerCamCandidates(Model& model) {
   const auto& layers = model.lens().layers();
-  size_t last_conv = 0;
-  bool any_conv = false;
-  for (size_t i = 0; i < layers.size(); ++i)
-    if (layers[i].capturable && StartsWith(layers[i].type, "Conv") &&
-        layers[i].type.find("Transpose") == std::string::npos)
-      last_conv = i, any_conv = true;
+  std::string last_conv;  // the lens' own "last-conv"; none: every layer counts
+  try {
+    last_conv = model.lens().Resolve("last-conv");
+  } catch (const UsageError&) {
+  }
+  size_t from = 0;
+  for (size_t i = 0; i < layers.size() && !last_conv.empty(); ++i)
+    if (layers[i].path == last_conv) from = i + 1;
   std::vector<std::string> norms;
-  for (size_t i = any_conv ? last_conv + 1 : 0; i < layers.size(); ++i)
+  for (size_t i = from; i < layers.size(); ++i)
     if (layers[i].capturable && layers[i].type == "LayerNorm" &&
         (layers[i].shape.size() == 3 || layers[i].shape.size() == 4))
       norms.push_back(layers[i].path);
