@@ -92,6 +92,15 @@ inline void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
+// The model file at `path` loaded on the CPU in `dtype`, as the CLI would load it.
+inline std::shared_ptr<Model> LoadCpuModel(const std::string& path, const std::string& dtype = "float32") {
+  ModelRequest request;
+  request.path = path;
+  request.device = "cpu";
+  request.dtype = dtype;
+  return Model::Load(request);
+}
+
 // Saves `module` with an identity-normalization sidecar for a C x H x W input and loads it.
 inline std::shared_ptr<Model> SaveAndLoad(torch::jit::Module& module, int64_t c, int64_t h,
                                           int64_t w, const std::string& dtype = "float64") {
@@ -107,11 +116,7 @@ inline std::shared_ptr<Model> SaveAndLoad(torch::jit::Module& module, int64_t c,
                                  "], \"channels\": " + std::to_string(c) + ", \"mean\": " + mean +
                                  "], \"std\": " + stdv + "], \"channel_order\": \"" +
                                  (c == 1 ? "gray" : "rgb") + "\"}");
-  ModelRequest request;
-  request.path = path;
-  request.device = "cpu";
-  request.dtype = dtype;
-  return Model::Load(request);
+  return LoadCpuModel(path, dtype);
 }
 
 struct ShellResult {

@@ -32,11 +32,7 @@ std::shared_ptr<Model> LoadExport(const std::string& file, const std::string& dt
     if (std::getenv("NETLENS_REQUIRE_TEST_MODELS")) ADD_FAILURE() << "missing " << path;
     return nullptr;
   }
-  ModelRequest request;
-  request.path = path;
-  request.device = "cpu";
-  request.dtype = dtype;
-  return Model::Load(request);
+  return test::LoadCpuModel(path, dtype);
 }
 
 class Architectures : public ::testing::TestWithParam<std::string> {};

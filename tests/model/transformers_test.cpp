@@ -36,11 +36,7 @@ std::shared_ptr<Model> LoadTransformer(const std::string& file, const std::strin
     ADD_FAILURE() << "missing " << path << " (tools/test.sh exports the test models)";
     return nullptr;
   }
-  ModelRequest request;
-  request.path = path;
-  request.device = "cpu";
-  request.dtype = dtype;
-  return Model::Load(request);
+  return test::LoadCpuModel(path, dtype);
 }
 
 struct CamRun {
@@ -383,11 +379,8 @@ TEST_P(Transformers, EveryHookedModuleIsCapturedAndInspectNamesLayouts) {
 TEST(ModelLoad, TorchvisionOperatorsAreNamedWithTheRemedy) {
   const std::string path = test::TestModels() + "/nms_user.scripted.pt";
   ASSERT_TRUE(fs::exists(path)) << "missing " << path << " (tools/test.sh exports the test models)";
-  ModelRequest request;
-  request.path = path;
-  request.device = "cpu";
   try {
-    Model::Load(request);
+    test::LoadCpuModel(path);
     ADD_FAILURE() << "loaded";
   } catch (const UsageError& e) {
     const std::string what = e.what();

@@ -35,11 +35,7 @@ inline Outcome RunTechnique(const std::string& name, Model& model, const torch::
 inline std::shared_ptr<Model> SharedSqueezeNet(const std::string& dtype = "float64") {
   const std::string file = SharedModels() + "/squeezenet1_0.pt";
   if (!std::filesystem::exists(file)) return nullptr;
-  ModelRequest request;
-  request.path = file;
-  request.device = "cpu";
-  request.dtype = dtype;
-  return Model::Load(request);
+  return LoadCpuModel(file, dtype);
 }
 
 // logits = linear(flatten(x), W, b) = flatten(x) W^T + b (float64): its input gradient for class t
