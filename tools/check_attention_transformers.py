@@ -10,6 +10,11 @@ Rollout (Abnar & Zuidema 2020, jacobgil/vit-explain's form with rows normalized 
 block the heads fused, the lowest `discard` fraction of the fused entries set to 0 (flat index 0
 kept), a = (fused + I) / 2, a /= a.sum(-1), R = a @ R from R = I. Chefer et al. 2021: R += mean_h
 (dA * A).clamp(min=0) @ R. Both maps are R[0, 0, prefix:] on the 8 x 8 grid.
+
+Also, for attention-heads (Transformers.AttentionHeadsEqualPlainPyTorch): the last block's
+attention from the class token and from patch 3,4 to the patches, per head (B x H x 8 x 8), with
+head 1's entropy over its whole row (nats) and, from the patch, its attention-weighted distance
+to the patches in pixels (8-pixel patches).
 """
 import os
 import sys
@@ -81,18 +86,37 @@ def chefer(maps, used):
     return R
 
 
-def show(name, arch, R, prefix):
-    m = R[0, 0, prefix:]
+def show(name, arch, R, prefix, m=None):
+    m = R[0, 0, prefix:] if m is None else m.flatten()
     top = int(m.abs().argmax())
     print(f'{{"{name}", "{arch}", {float(m.sum())!r}, {float(m.abs().sum())!r}, {top}, {float(m[top])!r}, '
           f'{float(m[0])!r}}},')
 
 
-for arch, prefix in (("vit", 1), ("deit", 2)):
-    model = exports.build(arch).eval().double()
-    x = exports.probe_input()
-    logits, maps, used = attentions(model, x)
-    logits[0, TARGET].backward()
-    show("rollout-mean-0.9", arch, rollout(maps, "mean", 0.9), prefix)
-    show("rollout-max-0", arch, rollout(maps, "max", 0.0), prefix)
-    show("chefer", arch, chefer(maps, used), prefix)
+def main():
+    for arch, prefix in (("vit", 1), ("deit", 2)):
+        model = exports.build(arch).eval().double()
+        x = exports.probe_input()
+        logits, maps, used = attentions(model, x)
+        logits[0, TARGET].backward()
+        show("rollout-mean-0.9", arch, rollout(maps, "mean", 0.9), prefix)
+        show("rollout-max-0", arch, rollout(maps, "max", 0.0), prefix)
+        show("chefer", arch, chefer(maps, used), prefix)
+        A = maps[-1].detach()  # B x H x T x T
+        for query, name in ((0, "heads-cls"), (prefix + 3 * 8 + 4, "heads-3,4")):
+            rows = A[:, :, query, prefix:]
+            show(name, arch, None, prefix, rows)
+            p = A[0, 1, query]
+            entropy = float(-(p * p.log()).sum())
+            extra = f"entropy {entropy!r}"
+            if query >= prefix:
+                ii, jj = torch.meshgrid(torch.arange(8.0, dtype=torch.float64), torch.arange(8.0, dtype=torch.float64),
+                                        indexing="ij")
+                d = (((ii - 3) * 8) ** 2 + ((jj - 4) * 8) ** 2).sqrt().flatten()
+                w = A[0, 1, query, prefix:]
+                extra += f", distance {float((w * d).sum() / w.sum())!r}"
+            print(f"  // {name} {arch} head 1: {extra}")
+
+
+if __name__ == "__main__":
+    main()

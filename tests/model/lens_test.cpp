@@ -3,6 +3,9 @@
 #include "netlens/model/lens.h"
 
 #include <gtest/gtest.h>
+#include <torch/csrc/jit/runtime/operator.h>
+
+#include <cmath>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/strings.h"
@@ -214,6 +217,55 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"hardtanh_relu6", "    return torch.hardtanh(x, 0.0, 6.0)\n", 6.0},
         RuleCase{"hardtanh_inplace", "    y = x.clone()\n    return torch.hardtanh_(y, 0.0, 6.0)\n", 6.0}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Self-attention as one fused scaled_dot_product_attention (LibTorch 2.x's op; 1.13's private
+// form where 2.x's is missing): 4 x 4 positions of 4 channels as 16 tokens, 2 heads of 2.
+torch::jit::Module FusedAttentionModel(bool causal) {
+  torch::manual_seed(3);
+  torch::jit::Module net("Net", test::SharedUnit(), true);
+  for (const char* w : {"wq", "wk", "wv"}) net.register_parameter(w, torch::randn({4, 4}, torch::kFloat64), false);
+  net.register_parameter("fc", torch::randn({3, 4}, torch::kFloat64), false);
+  const bool modern = !torch::jit::getAllOperatorsFor(c10::Symbol::fromQualString("aten::scaled_dot_product_attention")).empty();
+  const std::string flag = causal ? "True" : "False";
+  const std::string call = modern ? "torch.scaled_dot_product_attention(q, k, v, None, 0.0, " + flag + ")"
+                                  : "torch._scaled_dot_product_attention(q, k, v, None, 0.0, False, " + flag + ")[0]";
+  net.define(
+      "def forward(self, x):\n"
+      "    t = x.flatten(2).transpose(1, 2)\n"
+      "    q = torch.matmul(t, self.wq.t()).view(1, 16, 2, 2).transpose(1, 2)\n"
+      "    k = torch.matmul(t, self.wk.t()).view(1, 16, 2, 2).transpose(1, 2)\n"
+      "    v = torch.matmul(t, self.wv.t()).view(1, 16, 2, 2).transpose(1, 2)\n"
+      "    o = " + call + "\n"
+      "    return torch.matmul(o.transpose(1, 2).reshape(1, 16, 4).mean(1), self.fc.t())\n");
+  return net;
+}
+
+// The lens writes a fused attention out to tap it: the tapped attention is softmax(q kᵀ / √2)
+// (masked above the diagonal when causal), and the output and the input gradient equal the fused
+// op's to 1e-12.
+TEST(Lens, FusedScaledDotProductAttentionIsWrittenOutAndTapped) {
+  for (const bool causal : {false, true}) {
+    auto module = FusedAttentionModel(causal);
+    auto model = test::SaveAndLoad(module, 4, 4, 4);
+    const torch::Tensor x = torch::randn({1, 4, 4, 4}, torch::kFloat64);
+    const torch::Tensor xa = x.clone().requires_grad_(true);
+    const Lens::Attention a = model->lens().ForwardAttention(xa);
+    ASSERT_EQ(a.maps.size(), 1u) << "causal " << causal;
+    const torch::Tensor t = x.flatten(2).transpose(1, 2);
+    const auto heads = [&](const char* w) {
+      return torch::matmul(t, module.attr(w).toTensor().t()).view({1, 16, 2, 2}).transpose(1, 2);
+    };
+    torch::Tensor scores = torch::matmul(heads("wq"), heads("wk").transpose(-2, -1)) / std::sqrt(2.0);
+    if (causal) scores = scores.masked_fill(torch::ones({16, 16}, torch::kBool).tril().logical_not(), -INFINITY);
+    EXPECT_TRUE(test::AllClose(a.maps[0], torch::softmax(scores, -1), 1e-12, 1e-12)) << "causal " << causal;
+    const torch::Tensor xb = x.clone().requires_grad_(true);
+    const torch::Tensor plain = module.forward({xb}).toTensor();
+    EXPECT_TRUE(test::AllClose(a.output, plain, 1e-12, 1e-12)) << "causal " << causal;
+    const torch::Tensor ga = torch::autograd::grad({a.output.select(1, 1).sum()}, {xa})[0];
+    const torch::Tensor gb = torch::autograd::grad({plain.select(1, 1).sum()}, {xb})[0];
+    EXPECT_TRUE(test::AllClose(ga, gb, 1e-12, 1e-12)) << "causal " << causal;
+  }
+}
 
 }  // namespace
 }  // namespace netlens

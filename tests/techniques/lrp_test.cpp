@@ -68,6 +68,37 @@ TEST(Lrp, RulesOfOneLinearLayerFollowTheirDefinitions) {
   EXPECT_TRUE(positive_seen && negative_seen);  // both branches of the generalized gamma rule
 }
 
+// A LayerNorm under CP-LRP's rule (model/lrp.h): with its standard deviation s held constant,
+// the relevance R_y at y = LN(x) goes to x as x * ((q - mean q) / s), q = R_y * w / stab(y) (stab(y
+// - b) with --bias zero, which then conserves relevance to float64 rounding).
+TEST(Lrp, LayerNormHoldsItsStandardDeviationConstant) {
+  torch::manual_seed(43);
+  torch::jit::Module net("Net", test::SharedUnit(), true);
+  net.register_parameter("w", torch::randn({4}, torch::kFloat64), false);
+  net.register_parameter("b", torch::randn({4}, torch::kFloat64), false);
+  net.register_parameter("wl", torch::randn({2, 12}, torch::kFloat64), false);
+  net.define(
+      "def forward(self, x):\n"
+      "    y = torch.layer_norm(x, [4], self.w, self.b, 1e-5)\n"
+      "    return torch.linear(y.flatten(1), self.wl)\n");
+  auto model = test::SaveAndLoad(net, 1, 3, 4);
+  const torch::Tensor x = torch::randn({1, 1, 3, 4}, torch::kFloat64);
+  const torch::Tensor w = net.attr("w").toTensor(), b = net.attr("b").toTensor(), wl = net.attr("wl").toTensor();
+  const torch::Tensor y = torch::layer_norm(x, {4}, w, b, 1e-5);
+  const torch::Tensor s = (x.var(-1, /*unbiased=*/false, /*keepdim=*/true) + 1e-5).sqrt();
+  for (const bool zero : {false, true}) {
+    const torch::Tensor f = y.flatten().dot(wl[1]);
+    const torch::Tensor r_y = (y.flatten() * wl[1] * f / Stab(f, 1e-9)).view_as(y);
+    const torch::Tensor q = r_y * w / Stab(zero ? y - b : y, 1e-9);
+    const torch::Tensor expected = x * ((q - q.mean(-1, true)) / s);
+    const auto out = RunTechnique("lrp", *model, x, 1, zero ? Json{{"bias", "zero"}} : Json::object());
+    EXPECT_TRUE(test::AllClose(out.artifacts[0].tensor, expected, 1e-12, 1e-12)) << "bias zero " << zero;
+    EXPECT_EQ(out.metrics["lrp"]["normalized"]["layer_norm (std held constant)"], 1);
+    EXPECT_TRUE(out.metrics["lrp"]["ordinary_gradient"].empty()) << out.metrics["lrp"].dump();
+    if (zero) EXPECT_LT(out.metrics["conservation"]["relative_delta"].get<double>(), 1e-9) << out.metrics.dump();
+  }
+}
+
 // conv -> conv (one convolution reading another's output directly) -> relu -> max_pool2d(3, 2,
 // ceil) -> conv, plus the pooled input (an in-place residual sum) -> relu -> mean -> linear, no
 // biases: LRP-0 is exactly the gradient times the input.

@@ -29,6 +29,15 @@ Planted Plant(int64_t positions, int64_t k, int64_t per_group, uint64_t seed) {
   return {w.mm(h), w, h};
 }
 
+// k groups, 3000 updates, no early stop: enough to recover planted groups.
+NmfOptions ExactNmf(int64_t k) {
+  NmfOptions o;
+  o.components = k;
+  o.iterations = 3000;
+  o.tolerance = 0;
+  return o;
+}
+
 TEST(Nmf, ReconstructionErrorNeverIncreases) {
   const torch::Tensor v = RandomNonNegative(60, 40, 3);
   NmfOptions o;
@@ -93,11 +102,7 @@ TEST(NeuronGroups, AttributionsSumToActivationTimesGradient) {
   // factorization 2.6% off the sum after 3000 iterations (the test failed now and then).
   auto gen = at::detail::createCPUGenerator(6);
   const torch::Tensor grad = torch::randn({1, 15, 7, 7}, gen, torch::kFloat64);
-  NmfOptions o;
-  o.components = 3;
-  o.iterations = 3000;
-  o.tolerance = 0;
-  const NeuronGroups groups = FactorizeActivation(act, grad, o);
+  const NeuronGroups groups = FactorizeActivation(act, grad, ExactNmf(3));
   ASSERT_EQ(groups.attribution.size(), 3u);
   double sum = 0;
   for (double a : groups.attribution) sum += a;
@@ -105,6 +110,30 @@ TEST(NeuronGroups, AttributionsSumToActivationTimesGradient) {
   EXPECT_NEAR(sum, expected, 0.02 * std::abs(expected) + 1e-6);
   EXPECT_EQ(groups.maps.sizes(), (std::vector<int64_t>{3, 7, 7}));
   EXPECT_DOUBLE_EQ(groups.negative_share, 0);
+}
+
+// A signed layer (a transformer's LayerNorm output): planted groups whose channels have either
+// sign. Its positive and negative parts are factorized together (2C channels), so each group's
+// signed direction is recovered (cosine > 0.99 with the planted one, sign included) and the
+// groups' attributions still sum to sum(A * dA); clamping the negative half away would lose both.
+TEST(NeuronGroups, SignedActivationsKeepTheirNegativeHalf) {
+  const Planted planted = Plant(/*positions=*/49, /*k=*/3, /*per_group=*/5, 8);
+  auto gen = at::detail::createCPUGenerator(9);
+  const torch::Tensor signs = (torch::rand({15}, gen, torch::kFloat64) > 0.5).to(torch::kFloat64) * 2 - 1;
+  const torch::Tensor act = (planted.v * signs).t().reshape({1, 15, 7, 7});
+  const torch::Tensor grad = torch::randn({1, 15, 7, 7}, gen, torch::kFloat64);
+  const NeuronGroups groups = FactorizeActivation(act, grad, ExactNmf(3));
+  EXPECT_TRUE(groups.split_signs);
+  EXPECT_GT(groups.negative_share, 0.2);
+  ASSERT_EQ(groups.loadings.sizes().vec(), (std::vector<int64_t>{3, 15}));
+  EXPECT_LT(groups.loadings.min().item<double>(), 0);
+  const torch::Tensor truth = planted.h * signs;
+  const torch::Tensor cos = (truth / truth.norm(2, 1, true)).mm((groups.loadings / groups.loadings.norm(2, 1, true)).t());
+  for (int64_t g = 0; g < 3; ++g) EXPECT_GT(cos[g].max().item<double>(), 0.99) << "pattern " << g;
+  double sum = 0;
+  for (double a : groups.attribution) sum += a;
+  const double expected = (act * grad).sum().item<double>();
+  EXPECT_NEAR(sum, expected, 0.02 * std::abs(expected) + 1e-6);
 }
 
 }  // namespace

@@ -133,4 +133,13 @@ torch::Tensor CamToDisplay(const torch::Tensor& hw, const cv::Mat& display, bool
   return up / (1e-7 + up.max().item<double>());
 }
 
+torch::Tensor FigureTensor(const cv::Mat& bgr) {
+  const cv::Mat c = bgr.isContinuous() ? bgr : bgr.clone();
+  return torch::from_blob(c.data, {c.rows, c.cols, 3}, torch::kUInt8).clone();
+}
+
+torch::Tensor PictureTensor(const cv::Mat& bgr) {
+  return FigureTensor(bgr).permute({2, 0, 1}).flip({0}).to(torch::kFloat32).div(255);
+}
+
 }  // namespace netlens

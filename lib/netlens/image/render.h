@@ -43,6 +43,11 @@ cv::Mat AttributionHeatmap(const torch::Tensor& chw, const cv::Mat& display, dou
 // (pytorch-grad-cam's scaling). Returns that map (H x W, float64, CPU).
 torch::Tensor CamToDisplay(const torch::Tensor& hw, const cv::Mat& display, bool nearest);
 
+// An 8-bit BGR image as a technique's artifact tensors: H x W x 3 uint8 (Artifact::Kind::kFigure),
+// or 3 x H x W RGB in [0, 1] (one sample of Artifact::Kind::kPicture).
+torch::Tensor FigureTensor(const cv::Mat& bgr);
+torch::Tensor PictureTensor(const cv::Mat& bgr);
+
 // Bilinear or nearest resize of an h x w map to H x W.
 torch::Tensor ResizeMap(const torch::Tensor& map, int64_t height, int64_t width, bool nearest);
 

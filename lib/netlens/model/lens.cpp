@@ -309,6 +309,8 @@ void CollectSoftmaxes(torch::jit::Block* block, std::vector<Node*>& out) {
 Lens::Attention Lens::ForwardAttention(const torch::Tensor& input) {
   auto fn = Cached("attention", [&] {
     auto graph = base_graph_->copy();
+    const int64_t fused = DecomposeFusedAttention(*graph);  // before the taps: it records its own
+    if (fused > 0) Log().debug("lens: {} fused scaled-dot-product attention(s) written out to tap them", fused);
     std::vector<Node*> softmaxes;
     CollectSoftmaxes(graph->block(), softmaxes);
     for (Node* n : softmaxes) {

@@ -112,7 +112,8 @@ class Lens {
   torch::Tensor ForwardScaled(const torch::Tensor& input, const std::string& layer,
                               const torch::Tensor& scale);
 
-  // One forward pass with every softmax tapped (model/attention_tap.h): the model's output and the
+  // One forward pass with every softmax tapped (model/attention_tap.h; a fused
+  // scaled_dot_product_attention is written out first): the model's output and the
   // self-attention probabilities (... x T x T) in execution order, on the autograd graph when
   // grad mode is on. A scripted nn.MultiheadAttention takes its fused fast path (no softmax to
   // read) under no-grad: give an input that requires grad.

@@ -16,6 +16,13 @@
 //     of the model input's descendants by a constant (a model's own preprocessing), and the
 //     signal of a gate product x * sigmoid(...), into a pass-through (Zennit's Pass, Captum's
 //     ReLU handling; the gate gets no relevance).
+//   * a transformer's parts by the conservative rules of Ali et al. 2022 ("XAI for Transformers:
+//     Better Explanations through Conservative Propagation", CP-LRP): every layer_norm into
+//     netlens::lrp_layer_norm (its standard deviation held constant: the epsilon rule of the
+//     affine map that leaves, R_x = x * ((q - mean q) / s), q = R * w / stab(y)), and every
+//     attention product softmax(...) @ V with the attention held constant (detached, so that the
+//     queries and keys get no relevance) and the product wrapped as a sum is (lrp_norm_in on V,
+//     lrp_norm_out on the product). A fused scaled_dot_product_attention is written out first.
 // Anything else keeps its ordinary gradient (reshapes, concatenation, dropout and nearest
 // upsampling are exact; a matmul by a weight or a product of two signals is no LRP rule and is
 // reported).
@@ -36,6 +43,8 @@
 // These are Zennit's definitions (rules.py); with --bias zero the bias leaves every denominator
 // (Zennit's zero_params=['bias']), which conserves relevance exactly.
 #pragma once
+
+#include <torch/types.h>
 
 #include <map>
 #include <string>
@@ -97,11 +106,17 @@ struct LrpCensus {
 constexpr const char* kLrpAffineOp = "netlens::lrp_affine";
 constexpr const char* kLrpNormInOp = "netlens::lrp_norm_in";
 constexpr const char* kLrpNormOutOp = "netlens::lrp_norm_out";
+constexpr const char* kLrpLayerNormOp = "netlens::lrp_layer_norm";
 
 // The float parameters of netlens::lrp_affine: epsilon, gamma, alpha, beta, zero_bias.
 std::vector<double> LrpParams(const LrpRules& rules);
 
 void EnsureLrpOpRegistered();
+
+// The ops netlens::lrp_norm_in and lrp_norm_out, for composite ops that carry the rule inside
+// (netlens::attention_sdpa).
+torch::Tensor LrpNormIn(const torch::Tensor& x);
+torch::Tensor LrpNormOut(const torch::Tensor& z, double eps);
 
 // Between Begin and End, the LRP ops add up the relevance their layers absorb (what reaches a
 // layer's output minus what it passes to its inputs: the biases' share and the stabilizers'),

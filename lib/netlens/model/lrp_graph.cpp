@@ -10,6 +10,7 @@
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/model/attention_tap.h"
 #include "netlens/model/graph.h"
 #include "netlens/model/lrp.h"
 
@@ -175,19 +176,62 @@ void RewriteNorm(Graph& graph, Node* n, const std::vector<size_t>& inputs, doubl
 
 // The values computed from the model input (the rules apply to those; a parameter or a constant
 // is not relevance).
+// A node's outputs depend on the input where one of its inputs does, or, for control flow (a
+// scripted nn.MultiheadAttention's fast-path test), where a value one of its blocks returns does.
+void MarkDependent(torch::jit::Block* block, std::set<const Value*>& dep) {
+  for (Node* n : block->nodes()) {
+    for (torch::jit::Block* b : n->blocks()) {
+      // A loop's carried values: block input i (after the iteration count) is node input i + 1.
+      for (size_t i = 1; n->kind() == c10::prim::Loop && i < b->inputs().size() && i + 1 < n->inputs().size(); ++i)
+        if (dep.count(n->input(i + 1))) dep.insert(b->inputs()[i]);
+      MarkDependent(b, dep);
+    }
+    if (ReadsOnlyMetadata(n)) continue;  // a shape carries no relevance
+    bool depends = std::any_of(n->inputs().begin(), n->inputs().end(), [&](const Value* v) { return dep.count(v); });
+    for (torch::jit::Block* b : n->blocks())
+      depends = depends || std::any_of(b->outputs().begin(), b->outputs().end(), [&](const Value* v) { return dep.count(v); });
+    if (depends)
+      for (Value* o : n->outputs()) dep.insert(o);
+  }
+}
+
 std::set<const Value*> DependentValues(Graph& graph, Value* image) {
   std::set<const Value*> dep;
   if (!image) return dep;
   dep.insert(image);
-  ForEachNode(graph.block(), [&](Node* n) {
-    if (ReadsOnlyMetadata(n)) return;  // a shape carries no relevance
-    for (Value* v : n->inputs()) {
-      if (!dep.count(v)) continue;
-      for (Value* o : n->outputs()) dep.insert(o);
-      break;
-    }
-  });
+  MarkDependent(graph.block(), dep);
   return dep;
+}
+
+// The node that makes `v`, looking through ops that only move values and through dropout and
+// attention taps (identities in eval mode).
+Node* Source(Value* v) {
+  Node* p = v->node();
+  while (!p->inputs().empty() && p->kind().ns() == c10::namespaces::aten && MovesOnly(OpName(p))) p = p->input(0)->node();
+  while (p->kind() == c10::Symbol::fromQualString(kAttentionTapOp)) p = p->input(0)->node();
+  return p;
+}
+
+bool IsSoftmax(const Node* n) {
+  return n->kind() == c10::Symbol::fromQualString("aten::softmax") || n->kind() == c10::Symbol::fromQualString("aten::_softmax");
+}
+
+bool IsProduct(const Node* n) {
+  const std::string name = n->kind().ns() == c10::namespaces::aten ? OpName(n) : "";
+  return name == "bmm" || name == "matmul" || name == "baddbmm";
+}
+
+// Attention products softmax(...) @ V (bmm or matmul, V depending on the input), with the softmax.
+std::vector<std::pair<Node*, Node*>> AttentionProducts(const std::vector<Node*>& nodes,
+                                                       const std::set<const Value*>& dep) {
+  std::vector<std::pair<Node*, Node*>> out;
+  for (Node* n : nodes) {
+    const std::string name = n->kind().ns() == c10::namespaces::aten ? OpName(n) : "";
+    if ((name != "bmm" && name != "matmul") || n->inputs().size() != 2 || !dep.count(n->input(1))) continue;
+    Node* source = Source(n->input(0));
+    if (IsSoftmax(source)) out.emplace_back(n, source);
+  }
+  return out;
 }
 
 // add, sub, mul or div of one descendant of the model input by constants (a model's own
@@ -284,11 +328,28 @@ std::pair<Value*, Value*> BoundsAt(Graph& graph, const std::vector<Node*>& nodes
 LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
   EnsureLrpOpRegistered();
   LrpCensus census;
+  // A fused attention is written out, its attention held constant (netlens::attention_sdpa).
+  const int64_t fused = DecomposeFusedAttention(graph, rules.epsilon);
+  if (fused > 0) census.normalized["attention (softmax held constant)"] += fused;
   Value* image = graph.inputs().size() > 1 ? graph.inputs()[1] : nullptr;
   std::vector<Node*> nodes;
   ForEachNode(graph.block(), [&](Node* n) { nodes.push_back(n); });
 
   const std::set<const Value*> dep = DependentValues(graph, image);
+  // CP-LRP's parts (lrp.h): attention products with their softmaxes, and the scores' products
+  // before the softmaxes (they get no relevance once the attention is held constant).
+  const std::vector<std::pair<Node*, Node*>> attention = AttentionProducts(nodes, dep);
+  std::set<Node*> held;
+  for (const auto& [product, softmax] : attention) {
+    held.insert(product);
+    held.insert(softmax);
+    Node* scores = softmax->input(0)->node();
+    while (scores->kind().ns() == c10::namespaces::aten && !IsProduct(scores) && !scores->inputs().empty() &&
+           (MovesOnly(OpName(scores)) || ScaledInput(scores, dep) >= 0 || OpName(scores) == "masked_fill"))
+      scores = scores->input(ScaledInput(scores, dep) >= 0 ? ScaledInput(scores, dep) : 0)->node();
+    if (IsProduct(scores)) held.insert(scores);
+  }
+  std::vector<Node*> layer_norms;
   std::vector<std::pair<AffineNode, Node*>> affines;  // with the batch norm folded into each
   std::vector<std::pair<Node*, std::vector<size_t>>> norms;
   std::vector<std::pair<Node*, int>> scalings;
@@ -301,7 +362,11 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
     gates.insert(gate);
   }
   for (Node* n : nodes) {
-    if (folded.count(n)) continue;
+    if (folded.count(n) || held.count(n)) continue;
+    if (n->kind() == c10::Symbol::fromQualString("aten::layer_norm") && n->inputs().size() == 6 && dep.count(n->input(0))) {
+      layer_norms.push_back(n);
+      continue;
+    }
     std::vector<size_t> norm_inputs;
     int scaled = -1;
     if (auto a = AsAffine(n)) {
@@ -326,6 +391,10 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
       ++census.passed["mul (gate)"];
     } else if (gates.count(n)) {
       // A gate's sigmoid: no relevance reaches it.
+    } else if (OpName(n) == "_native_multi_head_attention") {
+      // A scripted nn.MultiheadAttention's fused no-grad fast path: the branch beside it, which
+      // the attention rule above rewrites, is the one taken, since the LRP pass's input requires
+      // grad.
     } else if (!AsRectifier(n) && !AsSmoothActivation(n) && n->kind().ns() == c10::namespaces::aten &&
                ReadsAndMakesTensors(n) && !MovesOnly(OpName(n)) &&
                std::any_of(n->inputs().begin(), n->inputs().end(), [&](const Value* v) { return dep.count(v); })) {
@@ -367,6 +436,27 @@ LrpCensus RewriteForLrp(Graph& graph, const LrpRules& rules) {
   for (const auto& [n, inputs] : norms) {
     ++census.normalized[OpName(n)];
     RewriteNorm(graph, n, inputs, rules.epsilon);
+  }
+  for (Node* product : [&] {
+         std::vector<Node*> p;
+         for (const auto& a : attention) p.push_back(a.first);
+         return p;
+       }()) {
+    ++census.normalized["attention (softmax held constant)"];
+    torch::jit::WithInsertPoint guard(product);
+    Value* constant = graph.insert(c10::aten::detach, {product->input(0)});
+    product->replaceInput(0, constant);
+    RewriteNorm(graph, product, {1}, rules.epsilon);
+  }
+  for (Node* n : layer_norms) {
+    ++census.normalized["layer_norm (std held constant)"];
+    torch::jit::WithInsertPoint guard(n);
+    Value* out = graph.insert(c10::Symbol::fromQualString(kLrpLayerNormOp),
+                              {n->input(0), n->input(1), n->input(2), n->input(3), n->input(4),
+                               graph.insertConstant(rules.epsilon), graph.insertConstant(rules.zero_bias)});
+    out->node()->copyMetadata(n);
+    n->output()->replaceAllUsesWith(out);
+    n->destroy();
   }
   // Relevance passes op(x, constants) and a gate product unchanged to x; x as it is now, after the
   // rewrites above.

@@ -237,7 +237,52 @@ Tensor LrpNormOutAutograd(const Tensor& z, double eps) { return LrpNormOutFuncti
 Tensor LrpNormInNoGrad(const Tensor& x) { return x.clone(); }
 Tensor LrpNormOutNoGrad(const Tensor& z, double /*eps*/) { return z.clone(); }
 
+// LayerNorm under the conservative LN rule (Ali et al. 2022, "XAI for Transformers: Better
+// Explanations through Conservative Propagation"): the normalizing standard deviation s is held
+// constant, so y = (x - mean x) / s * w + b is affine in x, and the epsilon rule of that map gives
+// R_x = x * ((q - mean q) / s), q = R * w / stab(y), the mean over the normalized dimensions
+// (stab(y - b) with --bias zero, so that the bias absorbs nothing).
+class LrpLayerNormFunction : public torch::autograd::Function<LrpLayerNormFunction> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, std::vector<int64_t> shape,
+                        const Tensor& w, const Tensor& b, double eps, double stab, bool zero_bias) {
+    const Tensor y = at::layer_norm(x, shape, w.defined() ? c10::optional<Tensor>(w) : c10::nullopt,
+                                    b.defined() ? c10::optional<Tensor>(b) : c10::nullopt, eps);
+    std::vector<int64_t> dims;
+    for (size_t i = 0; i < shape.size(); ++i) dims.push_back(x.dim() - 1 - static_cast<int64_t>(i));
+    const Tensor sd = (x.var(dims, /*unbiased=*/false, /*keepdim=*/true) + eps).sqrt();
+    ctx->save_for_backward({x, zero_bias && b.defined() ? y - b : y, w, sd});
+    ctx->saved_data["dims"] = dims;
+    ctx->saved_data["stab"] = stab;
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    torch::NoGradGuard no_grad;
+    const auto saved = ctx->get_saved_variables();
+    const std::vector<int64_t> dims = ctx->saved_data["dims"].toIntVector();
+    Tensor q = Ratio(grad_outputs[0], saved[1], ctx->saved_data["stab"].toDouble());
+    if (saved[2].defined()) q = q * saved[2];
+    const Tensor r = saved[0] * ((q - q.mean(dims, /*keepdim=*/true)) / saved[3]);
+    TheTally().Add(grad_outputs[0], 1.0);
+    TheTally().Add(r, -1.0);
+    return {r, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+Tensor LrpLayerNormAutograd(const Tensor& x, c10::IntArrayRef shape, const c10::optional<Tensor>& w,
+                            const c10::optional<Tensor>& b, double eps, double stab, bool zero_bias) {
+  return LrpLayerNormFunction::apply(x, shape.vec(), OrUndefined(w), OrUndefined(b), eps, stab, zero_bias);
+}
+Tensor LrpLayerNormNoGrad(const Tensor& x, c10::IntArrayRef shape, const c10::optional<Tensor>& w,
+                          const c10::optional<Tensor>& b, double eps, double /*stab*/, bool /*zero_bias*/) {
+  return at::layer_norm(x, shape, w, b, eps);
+}
+
 }  // namespace
+
+Tensor LrpNormIn(const Tensor& x) { return LrpNormInFunction::apply(x); }
+Tensor LrpNormOut(const Tensor& z, double eps) { return LrpNormOutFunction::apply(z, eps); }
 
 TORCH_LIBRARY_FRAGMENT(netlens, m) {
   m.def("lrp_affine(Tensor x, Tensor y, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
@@ -245,18 +290,21 @@ TORCH_LIBRARY_FRAGMENT(netlens, m) {
         "Tensor? high, int rule, float[] params) -> Tensor");
   m.def("lrp_norm_in(Tensor x) -> Tensor");
   m.def("lrp_norm_out(Tensor z, float eps) -> Tensor");
+  m.def("lrp_layer_norm(Tensor x, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps, float stab, bool zero_bias) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(netlens, Autograd, m) {
   m.impl("lrp_affine", &LrpAffineAutograd);
   m.impl("lrp_norm_in", &LrpNormInAutograd);
   m.impl("lrp_norm_out", &LrpNormOutAutograd);
+  m.impl("lrp_layer_norm", &LrpLayerNormAutograd);
 }
 
 TORCH_LIBRARY_IMPL(netlens, CompositeExplicitAutograd, m) {
   m.impl("lrp_affine", &LrpAffineNoGrad);
   m.impl("lrp_norm_in", &LrpNormInNoGrad);
   m.impl("lrp_norm_out", &LrpNormOutNoGrad);
+  m.impl("lrp_layer_norm", &LrpLayerNormNoGrad);
 }
 
 void EnsureLrpOpRegistered() {}

@@ -10,12 +10,21 @@
 //                            Explainability"): per block cam = mean_h (dA ⊙ A)^+ with dA the target
 //                            logit's gradient at the attention, R = R + cam R from R = I; the map
 //                            is the class token's row over the patches.
-// Both are 1 x 1 x h x w layer maps on the token grid (model/layout.h), rendered upsampled.
+//   attention-heads          one block's attention from one query token (the class token, or a
+//                            patch I,J) to every patch, per head: a grid of the heads over the
+//                            image, the heads' mean as a map, the raw B x H x h x w array, and each
+//                            head's entropy and (from a patch) mean attention distance in the
+//                            manifest (Dosovitskiy et al. 2021, Fig. 7).
+// The maps are layer maps on the token grid (model/layout.h), rendered upsampled.
 #include "netlens/techniques/attention.h"
+
+#include <opencv2/imgproc.hpp>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
 #include "netlens/core/strings.h"
+#include "netlens/image/figure.h"
+#include "netlens/image/render.h"
 #include "netlens/model/layout.h"
 
 namespace netlens {
@@ -128,6 +137,111 @@ std::vector<Artifact> RunTransformerAttribution(TechniqueContext& ctx) {
   return {Artifact{"transformer_attribution", ClassRowMap(R, a.layout), Artifact::Kind::kLayerMap, "attention"}};
 }
 
+// The token a query option names: "cls" (the first prefix token) or "I,J" (the patch at row I,
+// column J of the grid).
+int64_t QueryToken(const std::string& query, const SpatialLayout& layout, std::string* described) {
+  if (query == "cls") {
+    if (layout.prefix == 0)
+      throw UsageError("attention-heads: --query cls needs a class token, and these " +
+                       std::to_string(layout.h * layout.w) + " tokens are all patches (" + layout.Describe() +
+                       "); give a patch as --query I,J (row, column of the " + std::to_string(layout.h) + "x" +
+                       std::to_string(layout.w) + " grid)");
+    *described = "the class token";
+    return 0;
+  }
+  const std::vector<std::string> parts = Split(query, ',');
+  int64_t i = -1, j = -1;
+  try {
+    if (parts.size() == 2) {
+      i = std::stoll(Trim(parts[0]));
+      j = std::stoll(Trim(parts[1]));
+    }
+  } catch (const std::exception&) {
+    i = j = -1;
+  }
+  if (i < 0 || j < 0 || i >= layout.h || j >= layout.w)
+    throw UsageError("attention-heads: --query " + Quote(query) + " is neither cls nor a patch I,J within the " +
+                     std::to_string(layout.h) + "x" + std::to_string(layout.w) + " token grid (e.g. --query " +
+                     std::to_string(layout.h / 2) + "," + std::to_string(layout.w / 2) + ")");
+  *described = "patch " + std::to_string(i) + "," + std::to_string(j);
+  return layout.prefix + i * layout.w + j;
+}
+
+std::vector<Artifact> RunAttentionHeads(TechniqueContext& ctx) {
+  const Params& p = ctx.params;
+  Attentions a = TapAttention(ctx, "attention-heads");
+  torch::NoGradGuard no_grad;
+  const int64_t blocks = static_cast<int64_t>(a.maps.size());
+  const int64_t asked = p.Int("block");
+  const int64_t block = asked < 0 ? blocks + asked : asked;
+  if (block < 0 || block >= blocks)
+    throw UsageError("attention-heads: --block " + std::to_string(asked) + " is out of range: the model has " +
+                     std::to_string(blocks) + " attention blocks (0.." + std::to_string(blocks - 1) +
+                     ", or -1 for the last)");
+  const SpatialLayout& layout = a.layout;
+  std::string query_name;
+  const int64_t query = QueryToken(p.Str("query"), layout, &query_name);
+  // B x H x (h*w): the query's row over the patches.
+  const torch::Tensor row = a.maps[block].detach().select(2, query).narrow(2, layout.prefix, layout.h * layout.w);
+  const int64_t B = row.size(0), heads = row.size(1);
+  const torch::Tensor maps = row.reshape({B, heads, layout.h, layout.w}).contiguous();
+
+  // Per head: the entropy of the query's whole attention row (in nats) and, from a patch, the
+  // attention-weighted distance to the other patches in pixels of the input.
+  const torch::Tensor full = a.maps[block].detach()[0].select(1, query).to(torch::kCPU, torch::kFloat64);  // H x T
+  const torch::Tensor entropy = -(full * full.clamp_min(1e-300).log()).sum(1);
+  torch::Tensor distance;
+  if (query >= layout.prefix) {
+    const int64_t qi = (query - layout.prefix) / layout.w, qj = (query - layout.prefix) % layout.w;
+    const double ph = static_cast<double>(ctx.input.tensor.size(2)) / layout.h;
+    const double pw = static_cast<double>(ctx.input.tensor.size(3)) / layout.w;
+    const torch::Tensor ii = torch::arange(layout.h, torch::kFloat64).view({-1, 1}).expand({layout.h, layout.w});
+    const torch::Tensor jj = torch::arange(layout.w, torch::kFloat64).view({1, -1}).expand({layout.h, layout.w});
+    const torch::Tensor d = ((ii - qi).mul(ph).pow(2) + (jj - qj).mul(pw).pow(2)).sqrt().flatten();
+    const torch::Tensor patches = maps[0].to(torch::kCPU, torch::kFloat64).reshape({heads, -1});
+    distance = (patches * d).sum(1) / patches.sum(1).clamp_min(1e-300);
+  }
+
+  const cv::Mat& display = ctx.input.display;
+  std::vector<cv::Mat> tiles;
+  std::vector<std::string> captions;
+  Json per_head = Json::array();
+  for (int64_t h = 0; h < heads; ++h) {
+    const torch::Tensor up = CamToDisplay(maps[0][h].to(torch::kCPU, torch::kFloat64), display, /*nearest=*/true);
+    cv::Mat tile = Overlay(display, HeatImage(up));
+    if (query >= layout.prefix) {  // the query patch, outlined
+      const int64_t qi = (query - layout.prefix) / layout.w, qj = (query - layout.prefix) % layout.w;
+      const double sy = static_cast<double>(display.rows) / layout.h, sx = static_cast<double>(display.cols) / layout.w;
+      cv::rectangle(tile, cv::Point(static_cast<int>(qj * sx), static_cast<int>(qi * sy)),
+                    cv::Point(static_cast<int>((qj + 1) * sx) - 1, static_cast<int>((qi + 1) * sy) - 1),
+                    cv::Scalar(255, 255, 255), 1);
+    }
+    tiles.push_back(tile);
+    char caption[96];
+    if (distance.defined())
+      std::snprintf(caption, sizeof(caption), "head %lld: H %.2f, %.0f px", static_cast<long long>(h),
+                    entropy[h].item<double>(), distance[h].item<double>());
+    else
+      std::snprintf(caption, sizeof(caption), "head %lld: H %.2f", static_cast<long long>(h), entropy[h].item<double>());
+    captions.push_back(caption);
+    Json entry = {{"head", h}, {"entropy", entropy[h].item<double>()}};
+    if (distance.defined()) entry["mean_distance_px"] = distance[h].item<double>();
+    per_head.push_back(entry);
+  }
+  const cv::Mat grid = Captioned(GridImage(tiles, captions),
+                                 "block " + std::to_string(block) + " of " + std::to_string(blocks) + ", from " +
+                                     query_name + ", per head");
+  Log().info("attention-heads: block {} of {}, {} heads, from {}", block, blocks, heads, query_name);
+  ctx.metrics["block"] = block;
+  ctx.metrics["query"] = {{"token", query}, {"name", query_name}};
+  ctx.metrics["per_head"] = per_head;
+  const std::string tag = "block" + std::to_string(block);
+  Artifact mean{"attention_heads_mean_" + tag, maps.mean(1, /*keepdim=*/true), Artifact::Kind::kLayerMap, "attention"};
+  mean.nearest = true;
+  return {mean, Artifact{"attention_heads_" + tag, maps, Artifact::Kind::kRawOnly, "attention"},
+          Artifact{"attention_heads_grid_" + tag, FigureTensor(grid), Artifact::Kind::kFigure, "attention"}};
+}
+
 }  // namespace
 
 TechniqueInfo AttentionRolloutTechnique() {
@@ -137,6 +251,17 @@ TechniqueInfo AttentionRolloutTechnique() {
   };
   return {"attention-rollout", "attention rollout of a vision transformer (Abnar & Zuidema)", options, RunRollout,
           BatchPass::kNone};
+}
+
+TechniqueInfo AttentionHeadsTechnique() {
+  OptionTable options{
+      {"block", OptionType::kInt, "the attention block, from 0 (negative: from the last, -1 the last)", -1, {},
+       -1000.0, 1000.0},
+      {"query", OptionType::kString, "the token whose attention is shown: cls (the class token) or I,J (a patch)",
+       "cls"},
+  };
+  return {"attention-heads", "one block's attention from one token, head by head, of a vision transformer", options,
+          RunAttentionHeads, BatchPass::kNone};
 }
 
 TechniqueInfo TransformerAttributionTechnique() {

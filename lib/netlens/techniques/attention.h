@@ -1,4 +1,4 @@
-// Attention-based maps of vision transformers (attention.cpp: rollout, Chefer et al.).
+// Attention-based maps of vision transformers (attention.cpp: rollout, heads, Chefer et al.).
 #pragma once
 
 #include "netlens/techniques/technique.h"
@@ -6,6 +6,7 @@
 namespace netlens {
 
 TechniqueInfo AttentionRolloutTechnique();
+TechniqueInfo AttentionHeadsTechnique();
 TechniqueInfo TransformerAttributionTechnique();
 
 }  // namespace netlens

@@ -28,13 +28,6 @@ std::vector<Artifact> Assemble(TechniqueContext& ctx, const std::string& name,
 
 }  // namespace
 
-OptionSpec TokenLayoutOption() {
-  return {"token_layout", OptionType::kString,
-          "how the layer keeps its positions: auto (from its shape and the input size), nchw, nhwc, "
-          "tokens or tokens:P (P prefix tokens, e.g. tokens:1 for a class token)",
-          "auto"};
-}
-
 OptionTable CamOptions(OptionTable extra) {
   OptionTable table{
       {"layer", OptionType::kStringList,
@@ -62,31 +55,11 @@ torch::Tensor FuseCams(const std::vector<torch::Tensor>& cams, int64_t height, i
   return torch::stack(scaled).mean(0);
 }
 
-std::vector<std::string> TransformerCamCandidates(Model& model) {
-  const auto& layers = model.lens().layers();
-  std::string last_conv;  // the lens' own "last-conv"; none: every layer counts
-  try {
-    last_conv = model.lens().Resolve("last-conv");
-  } catch (const UsageError&) {
-  }
-  size_t from = 0;
-  for (size_t i = 0; i < layers.size() && !last_conv.empty(); ++i)
-    if (layers[i].path == last_conv) from = i + 1;
-  std::vector<std::string> norms;
-  for (size_t i = from; i < layers.size(); ++i)
-    if (layers[i].capturable && layers[i].type == "LayerNorm" &&
-        (layers[i].shape.size() == 3 || layers[i].shape.size() == 4))
-      norms.push_back(layers[i].path);
-  if (norms.size() < 2) norms.clear();
-  return norms;
-}
-
 std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& name, GradientCamFn fn) {
   const std::vector<std::string> candidates =
       ctx.params.IsSet("layer") ? std::vector<std::string>{} : TransformerCamCandidates(ctx.model);
   const auto layers = candidates.empty() ? ResolveLayers(ctx.model, ctx.params.Strs("layer")) : candidates;
-  const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, layers,
-                                      BackwardRule::kVanilla, /*input_grad=*/false);
+  const Gradients g = TargetGradients(ctx, layers, BackwardRule::kVanilla, /*input_grad=*/false);
   std::vector<torch::Tensor> spatial_a, spatial_g;
   for (size_t i = 0; i < layers.size(); ++i) {
     const SpatialLayout layout = LayerLayout(ctx, name, layers[i], g.activations[i], !candidates.empty());
@@ -101,9 +74,7 @@ std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& n
     // class token's attention, so its patch gradients are not (pytorch-grad-cam's advice for ViT).
     size_t pick = candidates.size() - 1;
     while (pick > 0 && !reaches(pick)) --pick;
-    Log().info("{}: no --layer given; the model is a transformer (normalizations after its last "
-               "convolution): {} is the deepest whose patch positions reach the target{}",
-               name, layers[pick], pick + 1 < candidates.size() ? " (deeper ones pass only the prefix tokens)" : "");
+    LogTransformerDefault(name, layers[pick], pick + 1 < candidates.size());
     LayerLayout(ctx, name, layers[pick], g.activations[pick]);  // logged and recorded for the one explained
     return Assemble(ctx, name, {layers[pick]}, {fn(spatial_a[pick], spatial_g[pick])});
   }
@@ -122,7 +93,11 @@ std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& n
 
 std::vector<Artifact> RunPerturbationCam(TechniqueContext& ctx, const std::string& name,
                                          PerturbationCamFn fn) {
-  const auto layers = ResolveLayers(ctx.model, ctx.params.Strs("layer"));
+  // On a transformer without --layer, the layer the gradient CAMs take (one extra forward and
+  // backward pass to find it).
+  const std::string transformer_layer = ctx.params.IsSet("layer") ? "" : TransformerDefaultLayer(ctx, name);
+  const auto layers = transformer_layer.empty() ? ResolveLayers(ctx.model, ctx.params.Strs("layer"))
+                                                : std::vector<std::string>{transformer_layer};
   Lens::Capture capture;
   {
     torch::NoGradGuard no_grad;

@@ -8,12 +8,10 @@
 #include <vector>
 
 #include "netlens/model/layout.h"
+#include "netlens/techniques/common.h"
 #include "netlens/techniques/technique.h"
 
 namespace netlens {
-
-// The option `token_layout` (model/layout.h; "auto" infers the layout).
-OptionSpec TokenLayoutOption();
 
 // The options every CAM technique has: layer, interpolation, token_layout; plus `extra`.
 OptionTable CamOptions(OptionTable extra = {});
@@ -21,11 +19,6 @@ OptionTable CamOptions(OptionTable extra = {});
 // cam from activation A and gradient dA at one layer (both read as N x K x h x w through the
 // layer's layout: a token or channels-last layer as its grid).
 using GradientCamFn = torch::Tensor (*)(const torch::Tensor& A, const torch::Tensor& dA);
-
-// The layers a CAM without --layer chooses from on a transformer: its LayerNorms after the last
-// convolution (the patch embedding), in forward order; empty for a model with fewer than two
-// (a CNN, ConvNeXt), which keeps "last-conv".
-std::vector<std::string> TransformerCamCandidates(Model& model);
 
 // Runs a gradient-based CAM at the requested layers with one forward and one backward pass; on a
 // transformer without --layer, at the deepest of TransformerCamCandidates whose patch positions

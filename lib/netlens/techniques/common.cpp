@@ -18,8 +18,12 @@ torch::Tensor PassInput(const torch::Tensor& input) {
   return input.detach().clone(channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
 }
 
-Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t target,
-                          const std::vector<std::string>& layers, BackwardRule rule, bool input_grad) {
+namespace {
+
+// One forward and one backward pass of score(output), the gradients at the input and `layers`.
+Gradients ScoreGradients(Model& model, const torch::Tensor& input, const std::vector<std::string>& layers,
+                         BackwardRule rule, bool input_grad,
+                         const std::function<torch::Tensor(const torch::Tensor&)>& score_of) {
   // With the input gradient (or another rule) the input requires grad, so that every layer output
   // is on the autograd graph, and asking only for the layers' gradients keeps the engine from
   // running the backward below them.
@@ -29,10 +33,7 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
   Lens::Capture capture = !input_grad && rule == BackwardRule::kVanilla && !layers.empty()
                               ? model.lens().ForwardForLayerGradients(x, layers)
                               : model.lens().Forward(x.requires_grad_(true), layers, rule);
-  if (target < 0 || target >= capture.output.size(1))
-    throw UsageError("target " + std::to_string(target) + " is out of range: the model has " +
-                     std::to_string(capture.output.size(1)) + " classes");
-  const torch::Tensor score = capture.output.select(1, target).sum();
+  const torch::Tensor score = score_of(capture.output);
   const size_t first = input_grad ? 1 : 0;  // index of the first layer in `inputs`
   std::vector<torch::Tensor> inputs;
   if (input_grad) inputs.push_back(x);
@@ -54,6 +55,41 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
                                                         : torch::zeros_like(a).contiguous());
   }
   return out;
+}
+
+void CheckTarget(int64_t target, int64_t classes) {
+  if (target < 0 || target >= classes)
+    throw UsageError("target " + std::to_string(target) + " is out of range: the model has " +
+                     std::to_string(classes) + " classes");
+}
+
+}  // namespace
+
+Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t target,
+                          const std::vector<std::string>& layers, BackwardRule rule, bool input_grad) {
+  return ScoreGradients(model, input, layers, rule, input_grad, [&](const torch::Tensor& output) {
+    CheckTarget(target, output.size(1));
+    return output.select(1, target).sum();
+  });
+}
+
+Gradients TargetGradients(TechniqueContext& ctx, const std::vector<std::string>& layers, BackwardRule rule,
+                          bool input_grad) {
+  Gradients g = ScoreGradients(ctx.model, ctx.input.tensor, layers, rule, input_grad, [&](const torch::Tensor& output) {
+    if (!ctx.targets.defined()) {
+      CheckTarget(ctx.target, output.size(1));
+      return output.select(1, ctx.target).sum();
+    }
+    // Row i's own class; -1: the row's top class, from this very pass.
+    torch::Tensor targets = ctx.targets.to(output.device(), torch::kLong).view({-1});
+    const torch::Tensor top = std::get<1>(output.detach().max(1));
+    targets = torch::where(targets < 0, top, targets);
+    for (int64_t i = 0; i < targets.size(0); ++i) CheckTarget(targets[i].item<int64_t>(), output.size(1));
+    ctx.targets = targets.cpu();
+    return output.gather(1, targets.view({-1, 1})).sum();
+  });
+  ctx.logits = g.output;
+  return g;
 }
 
 void Warn(TechniqueContext& ctx, const std::string& message) {
@@ -159,6 +195,61 @@ std::vector<std::string> ResolveLayers(Model& model, const std::vector<std::stri
   std::vector<std::string> paths;
   for (const auto& name : names) paths.push_back(model.lens().Resolve(name));
   return paths;
+}
+
+OptionSpec TokenLayoutOption() {
+  return {"token_layout", OptionType::kString,
+          "how the layer keeps its positions: auto (from its shape and the input size), nchw, nhwc, "
+          "tokens or tokens:P (P prefix tokens, e.g. tokens:1 for a class token)",
+          "auto"};
+}
+
+std::vector<std::string> TransformerCamCandidates(Model& model) {
+  const auto& layers = model.lens().layers();
+  std::string last_conv;  // the lens' own "last-conv"; none: every layer counts
+  try {
+    last_conv = model.lens().Resolve("last-conv");
+  } catch (const UsageError&) {
+  }
+  size_t from = 0;
+  for (size_t i = 0; i < layers.size() && !last_conv.empty(); ++i)
+    if (layers[i].path == last_conv) from = i + 1;
+  std::vector<std::string> norms;
+  for (size_t i = from; i < layers.size(); ++i)
+    if (layers[i].capturable && layers[i].type == "LayerNorm" &&
+        (layers[i].shape.size() == 3 || layers[i].shape.size() == 4))
+      norms.push_back(layers[i].path);
+  if (norms.size() < 2) norms.clear();
+  return norms;
+}
+
+std::string TransformerDefaultLayer(TechniqueContext& ctx, const std::string& technique) {
+  const std::vector<std::string> candidates = TransformerCamCandidates(ctx.model);
+  if (candidates.empty()) return "";
+  const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, candidates, BackwardRule::kVanilla,
+                                      /*input_grad=*/false);
+  size_t pick = candidates.size() - 1;
+  const auto reaches = [&](size_t i) {
+    return ToSpatial(g.layer_grads[i], LayerLayout(ctx, technique, candidates[i], g.activations[i], /*quiet=*/true))
+               .abs().max().item<double>() > 0;
+  };
+  while (pick > 0 && !reaches(pick)) --pick;
+  LogTransformerDefault(technique, candidates[pick], pick + 1 < candidates.size());
+  return candidates[pick];
+}
+
+void LogTransformerDefault(const std::string& technique, const std::string& layer, bool deeper_pass_prefix_only) {
+  Log().info("{}: no --layer given; the model is a transformer (normalizations after its last "
+             "convolution): {} is the deepest whose patch positions reach the target{}",
+             technique, layer, deeper_pass_prefix_only ? " (deeper ones pass only the prefix tokens)" : "");
+}
+
+std::string ResolveLayerOrTransformerDefault(TechniqueContext& ctx, const std::string& technique) {
+  if (!ctx.params.IsSet("layer")) {
+    const std::string layer = TransformerDefaultLayer(ctx, technique);
+    if (!layer.empty()) return layer;
+  }
+  return ctx.model.lens().Resolve(ctx.params.Str("layer"));
 }
 
 }  // namespace netlens

@@ -28,6 +28,12 @@ Gradients TargetGradients(Model& model, const torch::Tensor& input, int64_t targ
                           const std::vector<std::string>& layers,
                           BackwardRule rule = BackwardRule::kVanilla, bool input_grad = true);
 
+// The same for the job's input and target(s): with ctx.targets defined, row i's score is its own
+// class (-1: its top class, resolved from this pass' output and written back to ctx.targets), so
+// the gradients stay per image; ctx.logits gets the pass' output.
+Gradients TargetGradients(TechniqueContext& ctx, const std::vector<std::string>& layers,
+                          BackwardRule rule = BackwardRule::kVanilla, bool input_grad = true);
+
 // The input as a gradient pass feeds it to the model: a copy, channels-last for a float32 batch
 // of pictures on the CPU (oneDNN's faster convolutions).
 torch::Tensor PassInput(const torch::Tensor& input);
@@ -70,6 +76,24 @@ torch::Tensor LayerAsSpatial(TechniqueContext& ctx, const std::string& technique
 // `quiet`: neither logged nor recorded (a layer looked at, not explained).
 SpatialLayout LayerLayout(TechniqueContext& ctx, const std::string& technique, const std::string& layer,
                           const torch::Tensor& t, bool quiet = false);
+
+// The option `token_layout` (model/layout.h; "auto" infers the layout) of the layer techniques.
+OptionSpec TokenLayoutOption();
+
+// The layers a layer technique without --layer chooses from on a transformer: its LayerNorms after
+// the last convolution (the patch embedding), in forward order; empty for a model with fewer than
+// two (a CNN, ConvNeXt), which keeps "last-conv".
+std::vector<std::string> TransformerCamCandidates(Model& model);
+
+// On a transformer, the deepest of TransformerCamCandidates whose patch positions get the target's
+// gradient (in ViT, the last block's first norm: deeper layers pass only the class token to the
+// head), from one forward and backward pass over all of them, logged; "" for any other model.
+std::string TransformerDefaultLayer(TechniqueContext& ctx, const std::string& technique);
+void LogTransformerDefault(const std::string& technique, const std::string& layer, bool deeper_pass_prefix_only);
+
+// The option `layer` (a single layer) resolved, or, when it is left at its default on a
+// transformer, TransformerDefaultLayer.
+std::string ResolveLayerOrTransformerDefault(TechniqueContext& ctx, const std::string& technique);
 
 // The option `layer` of CAM techniques, resolved against the model ("last-conv" by default).
 std::vector<std::string> ResolveLayers(Model& model, const std::vector<std::string>& names);

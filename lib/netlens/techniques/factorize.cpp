@@ -22,10 +22,6 @@ namespace {
 
 cv::Mat TensorToBgr(const torch::Tensor& chw01) { return ColorImage(chw01.to(torch::kCPU, torch::kFloat64)); }
 
-torch::Tensor BgrToFigure(const cv::Mat& bgr) {
-  return torch::from_blob(bgr.data, {bgr.rows, bgr.cols, 3}, torch::kUInt8).clone();
-}
-
 // A feature visualization of each group's direction at `layer`, by the featurevis technique.
 std::vector<torch::Tensor> VisualizeGroups(TechniqueContext& ctx, const std::string& layer,
                                            const torch::Tensor& loadings) {
@@ -55,19 +51,22 @@ std::vector<torch::Tensor> VisualizeGroups(TechniqueContext& ctx, const std::str
 std::vector<Artifact> RunFactorize(TechniqueContext& ctx) {
   const Params& p = ctx.params;
   Model& model = ctx.model;
-  const std::string layer = model.lens().Resolve(p.Str("layer"));
+  const std::string layer = ResolveLayerOrTransformerDefault(ctx, "factorize");
   const Gradients grads = TargetGradients(model, ctx.input.tensor, ctx.target, {layer},
                                           BackwardRule::kVanilla, /*input_grad=*/false);
-  const torch::Tensor& act = grads.activations[0];
-  if (act.dim() != 4 || act.size(2) * act.size(3) < 2)
-    throw UsageError("factorize: layer " + Quote(layer) + " has output shape " + c10::str(act.sizes()) +
-                     "; neuron groups need N x C x h x w activations with several positions "
-                     "(a convolution or block output; netlens inspect lists the shapes)");
+  // A token or channels-last layer through its layout (its patches as the positions; prefix
+  // tokens left out); one without a grid is refused, naming --token-layout.
+  const SpatialLayout layout = LayerLayout(ctx, "factorize", layer, grads.activations[0]);
+  const torch::Tensor act = ToSpatial(grads.activations[0], layout);
+  if (act.size(2) * act.size(3) < 2)
+    throw UsageError("factorize: layer " + Quote(layer) + " has output shape " + c10::str(grads.activations[0].sizes()) +
+                     ", one position; neuron groups need several (a convolution, block or token layer; "
+                     "netlens inspect lists the shapes)");
   NmfOptions nmf;
   nmf.components = p.Int("groups");
   nmf.iterations = p.Int("iterations");
   nmf.seed = static_cast<uint64_t>(p.Int("seed"));
-  const NeuronGroups groups = FactorizeActivation(act, grads.layer_grads[0], nmf);
+  const NeuronGroups groups = FactorizeActivation(act, ToSpatial(grads.layer_grads[0], layout), nmf);
   const int64_t k = groups.maps.size(0);
   const cv::Mat& display = ctx.input.display;
 
@@ -76,8 +75,7 @@ std::vector<Artifact> RunFactorize(TechniqueContext& ctx) {
 
   std::vector<Artifact> out;
   const cv::Mat map_view = GroupsPicture(groups.maps, display);
-  const torch::Tensor map_tensor =
-      BgrToFigure(map_view).permute({2, 0, 1}).flip({0}).to(torch::kFloat32).div(255).unsqueeze(0);
+  const torch::Tensor map_tensor = PictureTensor(map_view).unsqueeze(0);
   out.push_back({"groups", map_tensor, Artifact::Kind::kPicture, layer});
   out.push_back({"group_loadings", groups.loadings.to(act.scalar_type()), Artifact::Kind::kRawOnly, layer});
 
@@ -93,16 +91,18 @@ std::vector<Artifact> RunFactorize(TechniqueContext& ctx) {
                                                 .to(act.scalar_type()), Artifact::Kind::kLayerMap, layer};
     out.push_back(m);
     const torch::Tensor loads = groups.loadings[g];
-    const auto top = loads.topk(std::min<int64_t>(5, loads.size(0)));
+    // The largest loadings by magnitude (a signed layer's directions have both signs).
+    const auto top = loads.abs().topk(std::min<int64_t>(5, loads.size(0)));
     std::vector<std::string> names;
     std::vector<double> values;
     Json channels = Json::array();
     const double lmax = std::max(std::get<0>(top)[0].item<double>(), 1e-12);
     for (int64_t j = 0; j < std::get<1>(top).size(0); ++j) {
       const int64_t c = std::get<1>(top)[j].item<int64_t>();
-      names.push_back("channel " + std::to_string(c));
-      values.push_back(std::get<0>(top)[j].item<double>() / lmax);
-      channels.push_back({{"channel", c}, {"loading", std::get<0>(top)[j].item<double>()}});
+      const double loading = loads[c].item<double>();
+      names.push_back("channel " + std::to_string(c) + (groups.split_signs ? (loading < 0 ? " (-)" : " (+)") : ""));
+      values.push_back(std::abs(loading) / lmax);
+      channels.push_back({{"channel", c}, {"loading", loading}});
     }
     const double attribution = g < static_cast<int64_t>(groups.attribution.size()) ? groups.attribution[g] : 0;
     char note[64];
@@ -121,10 +121,10 @@ std::vector<Artifact> RunFactorize(TechniqueContext& ctx) {
     for (int64_t g = 0; g < k; ++g) vis.captions.push_back("group " + std::to_string(g));
     out.push_back(vis);
   }
-  out.push_back({"factorize", BgrToFigure(RenderFigure(figure)), Artifact::Kind::kFigure, layer});
-  ctx.metrics = {{"layer", layer}, {"groups", group_json}, {"iterations", static_cast<int64_t>(groups.errors.size())},
+  out.push_back({"factorize", FigureTensor(RenderFigure(figure)), Artifact::Kind::kFigure, layer});
+  ctx.metrics.update(Json{{"layer", layer}, {"groups", group_json}, {"iterations", static_cast<int64_t>(groups.errors.size())},
                  {"reconstruction_error", groups.errors.empty() ? 1.0 : groups.errors.back()},
-                 {"negative_share", groups.negative_share}};
+                 {"negative_share", groups.negative_share}, {"split_signs", groups.split_signs}});
   return out;
 }
 
@@ -139,6 +139,7 @@ TechniqueInfo FactorizeTechnique() {
       {"visualize_steps", OptionType::kInt, "featurevis steps per group direction (0: no visualization)", 64,
        {}, 0.0, 100000.0},
       {"visualize_size", OptionType::kInt, "featurevis picture size", 96, {}, 16.0, 1024.0},
+      TokenLayoutOption(),
   };
   return {"factorize", "neuron groups: NMF of a layer's activations, with maps, loadings and attributions",
           options, RunFactorize};

@@ -105,15 +105,6 @@ std::vector<std::string> GistLayers(Model& model, const Params& p, bool* transfo
   return paths;
 }
 
-torch::Tensor FigureTensor(const cv::Mat& bgr) {
-  return torch::from_blob(bgr.data, {bgr.rows, bgr.cols, 3}, torch::kUInt8).clone();
-}
-
-// 8-bit BGR -> 3 x H x W RGB in [0, 1].
-torch::Tensor PictureTensor(const cv::Mat& bgr) {
-  return FigureTensor(bgr).permute({2, 0, 1}).flip({0}).to(torch::kFloat32).div(255);
-}
-
 // The gray view of an input attribution: sum |g| over channels, outlier-clipped (Captum's).
 cv::Mat Magnitude(const torch::Tensor& chw, double outlier_percent) {
   return GrayImage(NormalizeAbs(chw.detach().to(torch::kCPU, torch::kFloat64).abs().sum(0), outlier_percent));

@@ -12,11 +12,12 @@ namespace netlens {
 TechniqueInfo InternalInfluenceTechnique() {
   OptionTable options = IntegrationOptions();
   options.insert(options.begin(), {"layer", OptionType::kString, "layer: a module path, conv-N or last-conv", "last-conv"});
+  options.push_back(TokenLayoutOption());
   return {"internal-influence", "internal influence: a layer's gradient integrated along the path from a baseline",
           options,
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
-            const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
+            const std::string layer = ResolveLayerOrTransformerDefault(ctx, "internal-influence");
             const auto [b, path, weights] = IntegrationPathOf(ctx, p.Int("steps"));
             const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
             const int64_t batch = p.Int("batch_size"), points = path.size(0);

@@ -15,11 +15,12 @@ namespace netlens {
 TechniqueInfo LayerConductanceTechnique() {
   OptionTable options = IntegrationOptions();
   options.insert(options.begin(), {"layer", OptionType::kString, "layer: a module path, conv-N or last-conv", "last-conv"});
+  options.push_back(TokenLayoutOption());
   return {"layer-conductance", "conductance of a layer's units: integrated gradients through the layer", options,
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
             const torch::Tensor& x = ctx.input.tensor;
-            const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
+            const std::string layer = ResolveLayerOrTransformerDefault(ctx, "layer-conductance");
             const auto [b, path, weights] = IntegrationPathOf(ctx, p.Int("steps") + 1);
             const int64_t batch = p.Int("batch_size"), points = path.size(0);
             torch::Tensor conductance, last_activation, last_grad;

@@ -15,11 +15,12 @@ TechniqueInfo LayerGradientTechnique() {
       {"neuron", OptionType::kIntList,
        "one unit instead of the whole channel: I,J (row, column) at the layer's resolution"},
       {"guided", OptionType::kBool, "use guided-backprop gradients", true},
+      TokenLayoutOption(),
   };
   return {"layer-gradient", "input gradient of one channel's (or neuron's) activation", options,
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
-            const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
+            const std::string layer = ResolveLayerOrTransformerDefault(ctx, "layer-gradient");
             // Channels and positions as N x C x h x w (a token or channels-last layer through its
             // layout); a flat N x C layer as it is.
             const auto& native = ctx.model.lens().Info(layer).shape;

@@ -23,21 +23,23 @@ TechniqueInfo NeuronConductanceTechnique() {
       {"channel", OptionType::kInt, "channel of the unit (default: the most active one at the input)", Json(), {},
        0.0, 1e9},
       {"neuron", OptionType::kIntList, "position I,J of the unit (default: where the channel peaks)"},
+      TokenLayoutOption(),
   });
   return {"neuron-conductance", "neuron conductance: each input feature's share of the target through one unit",
           options,
           [](TechniqueContext& ctx) {
             const auto& p = ctx.params;
             const torch::Tensor& x = ctx.input.tensor;
-            const std::string layer = ctx.model.lens().Resolve(p.Str("layer"));
-            torch::Tensor at_input;
+            const std::string layer = ResolveLayerOrTransformerDefault(ctx, "neuron-conductance");
+            torch::Tensor native;
             {
               torch::NoGradGuard no_grad;
-              at_input = ctx.model.lens().Forward(x, {layer}, BackwardRule::kVanilla, false).activations[0];
+              native = ctx.model.lens().Forward(x, {layer}, BackwardRule::kVanilla, false).activations[0];
             }
-            if (at_input.dim() != 4)
-              throw UsageError("neuron-conductance: " + layer + " has shape " + c10::str(at_input.sizes()) +
-                               "; give a convolutional layer (N x C x H x W)");
+            // Units as (channel, i, j) of the layer read as N x C x h x w (a token or channels-last
+            // layer through its layout; one without a grid is refused, naming --token-layout).
+            const SpatialLayout layout = LayerLayout(ctx, "neuron-conductance", layer, native);
+            const torch::Tensor at_input = ToSpatial(native, layout);
             const int64_t channels = at_input.size(1);
             const int64_t channel = p.IsSet("channel") ? p.Int("channel") : at_input[0].mean({1, 2}).argmax().item<int64_t>();
             if (channel >= channels)
@@ -65,10 +67,11 @@ TechniqueInfo NeuronConductanceTechnique() {
               const int64_t end = std::min(points, start + batch);
               const torch::Tensor z = path.slice(0, start, end).detach().clone().requires_grad_(true);
               const Lens::Capture c = ctx.model.lens().Forward(z, {layer}, BackwardRule::kVanilla, true);
-              const torch::Tensor unit_out = c.activations[0].select(1, channel).select(1, unit[0]).select(1, unit[1]);
+              const torch::Tensor unit_out =
+                  ToSpatial(c.activations[0], layout).select(1, channel).select(1, unit[0]).select(1, unit[1]);
               const torch::Tensor mid = torch::autograd::grad({c.output.select(1, ctx.target).sum()}, {c.activations[0]},
                                                               {}, /*retain_graph=*/true, false, /*allow_unused=*/true)[0];
-              const torch::Tensor d_unit = mid.defined() ? mid.select(1, channel).select(1, unit[0]).select(1, unit[1])
+              const torch::Tensor d_unit = mid.defined() ? ToSpatial(mid, layout).select(1, channel).select(1, unit[0]).select(1, unit[1])
                                                          : torch::zeros_like(unit_out);
               torch::Tensor d_input = torch::autograd::grad({unit_out.sum()}, {z}, {}, false, false, true)[0];
               if (!d_input.defined()) d_input = torch::zeros_like(z);

@@ -15,19 +15,26 @@ NeuronGroups FactorizeActivation(const torch::Tensor& activation, const torch::T
   NeuronGroups groups;
   const double total = a.abs().sum().item<double>();
   groups.negative_share = total > 0 ? (-a).clamp_min(0).sum().item<double>() / total : 0;
-  const torch::Tensor v = a.clamp_min(0).reshape({c, h * w}).t();  // positions x channels
+  const torch::Tensor flat = a.reshape({c, h * w}).t();  // positions x channels
+  // A signed layer (a transformer's LayerNorm, a convolution before its ReLU) is factorized as
+  // [a+, a-], 2C non-negative channels, so that its negative half is not lost; a group's direction
+  // is then H+ - H- (the split of signed data used for NMF, as in semi-NMF's comparisons).
+  groups.split_signs = groups.negative_share > 0.01;
+  const torch::Tensor v = groups.split_signs ? torch::cat({flat.clamp_min(0), (-flat).clamp_min(0)}, 1)
+                                             : flat.clamp_min(0);
   Log().info("factorizing spatial activations: {} positions x {} channels into {} groups (NMF)",
              h * w, c, options.components);
-  if (groups.negative_share > 0.01)
-    Log().info("{:.0f}% of the activation mass is negative; clamped to 0 for NMF",
-               100 * groups.negative_share);
+  if (groups.split_signs)
+    Log().info("{:.0f}% of the activation mass is negative: factorizing its positive and negative parts as "
+               "{} channels; each group's direction is the difference of its two halves",
+               100 * groups.negative_share, 2 * c);
   const NmfResult nmf = Nmf(v, options);
   groups.maps = nmf.w.t().reshape({options.components, h, w}).contiguous();
-  groups.loadings = nmf.h;
+  groups.loadings = groups.split_signs ? (nmf.h.slice(1, 0, c) - nmf.h.slice(1, c, 2 * c)).contiguous() : nmf.h;
   groups.errors = nmf.errors;
   if (gradient.defined()) {
     const torch::Tensor g = gradient.detach()[0].to(torch::kCPU, torch::kFloat64).reshape({c, h * w});
-    const torch::Tensor per_group = (nmf.w.t() * nmf.h.mm(g)).sum(1);  // k
+    const torch::Tensor per_group = (nmf.w.t() * groups.loadings.mm(g)).sum(1);  // k
     for (int64_t i = 0; i < per_group.size(0); ++i) groups.attribution.push_back(per_group[i].item<double>());
   }
   Log().info("NMF: {} iterations, relative reconstruction error {:.4f}", nmf.iterations,

@@ -1,6 +1,6 @@
 // Neuron groups ("The Building Blocks of Interpretability", Olah et al. 2018): a layer's spatial
-// activations (h*w positions x C channels, made non-negative) factorized by NMF into k groups of
-// channels that fire together; each group has a spatial map, channel loadings (a direction in the
+// activations (h*w positions x C channels; a signed layer split into its positive and negative
+// parts) factorized by NMF into k groups of channels that fire together; each group has a spatial map, channel loadings (a direction in the
 // layer's space) and an attribution to the target class.
 #pragma once
 
@@ -16,10 +16,11 @@ namespace netlens {
 
 struct NeuronGroups {
   torch::Tensor maps;        // k x h x w: where each group fires (NMF's W), float64, CPU
-  torch::Tensor loadings;    // k x C: each group's unit-norm channel direction (NMF's H)
+  torch::Tensor loadings;    // k x C: each group's channel direction (NMF's unit-norm H; signed: H+ - H-)
   std::vector<double> attribution;  // per group: sum_p W[p,g] * (H[g] . dA[:, p]) (if a gradient)
   std::vector<double> errors;       // relative reconstruction error per NMF iteration
-  double negative_share = 0;        // share of the activation's mass below 0, clamped before NMF
+  double negative_share = 0;        // share of the activation's mass below 0
+  bool split_signs = false;         // negative_share > 1%: NMF of [a+, a-]; loadings = H+ - H- (signed)
 };
 
 // `activation` 1 x C x h x w; `gradient` the target's gradient there (same shape) or undefined.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
@@ -56,7 +58,40 @@ optvis::ParamOptions ParamOptionsFrom(const Params& p, const Model& model, int64
   return o;
 }
 
-optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& model, int64_t height,
+namespace {
+
+// Whether the model runs on a 1 x C x h x w input: one no-grad forward of zeros, remembered per
+// model file, dtype and size for the process (the state of this function, guarded by its mutex),
+// the answer logged once each.
+bool TakesSize(Model& model, int64_t h, int64_t w) {
+  static std::mutex mutex;
+  static std::map<std::string, bool> known;
+  const std::string key = model.path() + "|" + c10::toString(model.dtype()) + "|" + std::to_string(h) + "x" + std::to_string(w);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = known.find(key);
+    if (found != known.end()) return found->second;
+  }
+  bool takes = true;
+  std::string why;
+  try {
+    torch::NoGradGuard no_grad;
+    model.Logits(torch::zeros({1, model.meta().channels, h, w}, torch::TensorOptions().device(model.device()).dtype(model.dtype())));
+  } catch (const std::exception& e) {
+    takes = false;
+    why = TorchMessageSummary(e.what());
+  }
+  if (!takes)
+    Log().info("the model does not take a {}x{} picture ({}); optimized pictures are resampled to its {}x{} input "
+               "after the transforms", w, h, why, model.meta().width, model.meta().height);
+  std::lock_guard<std::mutex> lock(mutex);
+  known[key] = takes;
+  return takes;
+}
+
+}  // namespace
+
+optvis::TransformOptions TransformOptionsFrom(const Params& p, Model& model, int64_t height,
                                               int64_t width) {
   const std::string kind = p.Str("transforms");
   optvis::TransformOptions o = kind == "standard" ? optvis::TransformOptions::Standard()
@@ -73,7 +108,15 @@ optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& mode
     o.jitter2 = std::max<int64_t>(o.jitter2 > 0 ? 2 : 0, std::lround(o.jitter2 * f));
   }
   const int64_t mh = model.meta().height, mw = model.meta().width;
-  if (p.Bool("upsample") && (height + 2 * o.pad < mh || width + 2 * o.pad < mw)) {
+  const int64_t seen_h = height + 2 * o.pad, seen_w = width + 2 * o.pad;
+  if ((seen_h != mh || seen_w != mw) && !TakesSize(model, seen_h, seen_w)) {
+    // A model of one input size (a ViT asserts it; its position embeddings fit one grid): the
+    // transformed picture is resampled to that size, whatever --size and --upsample say.
+    o.out_height = mh;
+    o.out_width = mw;
+    return o;
+  }
+  if (p.Bool("upsample") && (seen_h < mh || seen_w < mw)) {
     o.out_height = mh;
     o.out_width = mw;
     static bool logged = false;

@@ -37,7 +37,7 @@ optvis::ParamOptions ParamOptionsFrom(const Params& p, const Model& model, int64
                                       int64_t height, int64_t width);
 // The transform chain; pictures smaller than the model's input are resampled to it (Lucent's
 // upsampling of pictures under 224) unless --no-upsample.
-optvis::TransformOptions TransformOptionsFrom(const Params& p, const Model& model, int64_t height,
+optvis::TransformOptions TransformOptionsFrom(const Params& p, Model& model, int64_t height,
                                               int64_t width);
 // The run's settings from the options. `implied_optimizer`, where not empty, is the optimizer a
 // technique runs with when --optimizer is not given (style's sliced-wasserstein: Adam); the step

@@ -28,6 +28,7 @@ const std::vector<TechniqueInfo>& Techniques() {
       AblationCamTechnique(),
       EigenCamTechnique(),
       AttentionRolloutTechnique(),
+      AttentionHeadsTechnique(),
       TransformerAttributionTechnique(),
       SmoothGradTechnique(),
       IntegratedGradientsTechnique(),

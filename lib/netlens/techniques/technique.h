@@ -49,6 +49,14 @@ struct TechniqueContext {
   const Params& params;
   Json metrics = Json::object();  // figures for the manifest (e.g. IG's completeness delta)
   std::vector<std::string> warnings;  // recorded in the manifest entry (and logged by the technique)
+  // Batched jobs (TechniqueInfo::batched): input.tensor holds N images and `targets` one class per
+  // row, -1 for the row's top class, which the technique's own forward resolves (written back
+  // here). Undefined: `target` for the one image.
+  torch::Tensor targets;
+  // The logits of the technique's own forward (N x K, detached), when it ran one through
+  // TargetGradients(ctx, ...): the runner takes the predictions from them instead of a forward of
+  // its own.
+  torch::Tensor logits;
 };
 
 using TechniqueFn = std::vector<Artifact> (*)(TechniqueContext& ctx);
@@ -64,6 +72,16 @@ struct TechniqueInfo {
   BatchPass batch_pass = BatchPass::kNone;
   JobKind kind = JobKind::kExplain;
   bool writes_report = false;  // a run of it ends with report.html (as with --report)
+  // Runs on N images at once (ctx.targets; one forward and one backward pass for all) and returns
+  // artifacts with N rows, row i the map of image i, equal to a run on image i alone; its metrics
+  // describe the pass, not one image. The runner batches jobs that differ only in their image.
+  bool batched = false;
 };
+
+// `info` with `batched` set (for the registrations of techniques that run on N images at once).
+inline TechniqueInfo Batched(TechniqueInfo info) {
+  info.batched = true;
+  return info;
+}
 
 }  // namespace netlens
