@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "netlens/core/options.h"
+#include "netlens/image/npy.h"
 #include "tests/test_util.h"
 
 namespace netlens {
@@ -60,7 +61,8 @@ std::string WriteBigTaskFile(const std::string& dir) {
 }
 
 // ok jobs of one or several manifests: "task|image|target" -> raw output bytes.
-std::map<std::string, std::string> OkJobs(const std::string& out, const std::vector<std::string>& manifests,
+using JobOutputs = std::map<std::string, std::string>;
+JobOutputs OkJobs(const std::string& out, const std::vector<std::string>& manifests,
                                           int* duplicates) {
   std::map<std::string, std::string> jobs;
   for (const auto& name : manifests) {
@@ -76,10 +78,37 @@ std::map<std::string, std::string> OkJobs(const std::string& out, const std::vec
         if (o["kind"] == "raw") bytes += ReadBytes(out + "/" + o["path"].get<std::string>());
       }
       if (jobs.count(key) && duplicates) ++*duplicates;
-      jobs[key] = bytes;
+      jobs[key] = bytes;  // the .npy files one after another
     }
   }
   return jobs;
+}
+
+// The same jobs with the same raw arrays: equal where both runs computed an image in the same
+// batch; within float32 rounding (1e-5 relative) where the batches differ (a shard batches other
+// images together, and a convolution's float32 sums may then be added in another order).
+void ExpectSameJobs(const JobOutputs& got, const JobOutputs& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [key, bytes] : want) {
+    auto it = got.find(key);
+    ASSERT_NE(it, got.end()) << key;
+    if (it->second == bytes) continue;
+    // Split the concatenated .npy files at their magic strings and compare them as arrays.
+    const auto split = [](const std::string& all) {
+      std::vector<torch::Tensor> arrays;
+      const std::string magic = "\x93NUMPY";
+      for (size_t at = all.find(magic); at != std::string::npos;) {
+        const size_t next = all.find(magic, at + 1);
+        arrays.push_back(ParseNpy(all.substr(at, next == std::string::npos ? std::string::npos : next - at)));
+        at = next;
+      }
+      return arrays;
+    };
+    const auto a = split(it->second), b = split(bytes);
+    ASSERT_EQ(a.size(), b.size()) << key;
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(test::AllClose(a[i], b[i], 1e-5, 1e-6 * b[i].abs().max().item<double>())) << key << " array " << i;
+  }
 }
 
 class Batch : public ::testing::Test {
@@ -117,7 +146,7 @@ TEST_F(Batch, TwoHundredJobsWithTwoBrokenOnesThenShardsAndSkipExisting) {
   std::vector<std::string> names;
   for (int k = 1; k <= 4; ++k) names.push_back("manifest.shard-" + std::to_string(k) + "-of-4.json");
   dup = 0;
-  EXPECT_EQ(OkJobs(dir + "/sharded", names, &dup), want);
+  ExpectSameJobs(OkJobs(dir + "/sharded", names, &dup), want);
   EXPECT_EQ(dup, 0);
 
   // A re-run skips everything that is complete and retries the two broken jobs.
@@ -144,8 +173,8 @@ TEST_F(Batch, GnuParallelThreeShardsEqualOneRun) {
   int dup = 0;
   const auto one = OkJobs(dir + "/one", {"manifest.json"}, nullptr);
   EXPECT_EQ(one.size(), 18u);  // 8 photos by glob; the folder also holds the 2 style .jpg images
-  EXPECT_EQ(OkJobs(dir + "/many", {"manifest.shard-1-of-3.json", "manifest.shard-2-of-3.json",
-                                   "manifest.shard-3-of-3.json"}, &dup), one);
+  ExpectSameJobs(OkJobs(dir + "/many", {"manifest.shard-1-of-3.json", "manifest.shard-2-of-3.json",
+                                        "manifest.shard-3-of-3.json"}, &dup), one);
   EXPECT_EQ(dup, 0);
 }
 
@@ -179,6 +208,61 @@ TEST_F(Batch, EveryExampleConfigRuns) {
     ++count;
   }
   EXPECT_GE(count, 4);
+}
+
+// Batched jobs (issue 37): the jobs of a folder that differ only in their image run as one pass
+// per batch. For every batched technique on the bundled Fashion-MNIST CNN in float64, each image's
+// raw maps equal a run one image at a time to 1e-12, with each image's own top class or one fixed
+// class; a corrupt file in the folder fails its job alone, and the manifest says how each image ran.
+TEST(BatchedJobs, EqualOneImageAtATimeAndACorruptImageFailsAlone) {
+  const std::string dir = test::TempDir("batched");
+  fs::create_directories(dir + "/images");
+  for (const auto& entry : fs::directory_iterator(test::SourceDir() + "/assets/fashion_mnist"))
+    fs::copy_file(entry.path(), dir + "/images/" + entry.path().filename().string());
+  test::WriteText(dir + "/images/corrupt.png", "\x89PNG not really");
+  const std::string model = test::SourceDir() + "/models/fashion_cnn.pt";
+  std::vector<std::pair<std::string, std::string>> runs;  // technique, target option
+  for (const char* technique : {"saliency", "guided", "deconvnet", "input-x-gradient", "gradcam", "gradcam++",
+                                "xgradcam", "layercam", "hirescam"})
+    runs.emplace_back(technique, "");
+  runs.emplace_back("saliency", " --target 3");  // one fixed class, for a gradient map and a CAM
+  runs.emplace_back("gradcam", " --target 3");
+  for (const auto& [technique, target] : runs) {
+    {
+      const std::string what = technique + target;
+      const std::string common = " " + technique + " --model " + model + " --image " + dir + "/images --dtype float64 --log-level warn" + target;
+      const Result batched = Shell(Netlens() + common + " --out " + dir + "/batched");
+      const Result single = Shell(Netlens() + common + " --batch-images 1 --out " + dir + "/single");
+      EXPECT_EQ(batched.code, 1) << what << batched.output;  // the corrupt image
+      EXPECT_EQ(single.code, 1) << what << single.output;
+      const Json manifest = ReadJson(dir + "/batched/manifest.json");
+      EXPECT_EQ(manifest["summary"]["ok"], 10) << what;
+      EXPECT_EQ(manifest["summary"]["failed"], 1) << what;
+      int rows = 0;
+      for (const auto& job : manifest["jobs"]) {
+        if (job["status"] != "ok") {
+          EXPECT_NE(job["image"].get<std::string>().find("corrupt.png"), std::string::npos) << job.dump();
+          continue;
+        }
+        EXPECT_EQ(job["batch"]["images"], 10) << what;
+        rows += job["batch"]["row"].get<int>();
+        if (!target.empty()) EXPECT_EQ(job["target"]["index"], 3) << what;
+        else EXPECT_EQ(job["target"]["index"], job["predictions"][0]["index"]) << what;
+        for (const auto& o : job["outputs"]) {
+          if (o["kind"] != "raw") continue;
+          const std::string path = o["path"].get<std::string>();
+          const torch::Tensor a = ParseNpy(ReadBytes(dir + "/batched/" + path));
+          const torch::Tensor b = ParseNpy(ReadBytes(dir + "/single/" + path));
+          EXPECT_EQ(a.sizes(), b.sizes()) << what << " " << path;
+          EXPECT_TRUE(test::AllClose(a, b, 1e-12, 1e-12)) << what << " " << path;
+          EXPECT_EQ(a.size(0), 1) << what << " " << path;
+        }
+      }
+      EXPECT_EQ(rows, 45) << what;  // rows 0..9, each image once
+      fs::remove_all(dir + "/batched");
+      fs::remove_all(dir + "/single");
+    }
+  }
 }
 
 TEST(Schema, ValidatesEveryConfigAndRejectsABadOne) {

@@ -43,7 +43,8 @@ void Progress::JobDone(const Json& entry, double elapsed_ms) {
   if (mode_ == "json") {
     Json line{{"done", done_}, {"total", total_}, {"status", entry.value("status", "ok")},
               {"technique", entry.value("technique", "")}, {"image", entry.value("image", "")},
-              {"elapsed_ms", elapsed_ms}, {"rate_per_s", rate}};
+              {"elapsed_ms", elapsed_ms}, {"rate_per_s", rate},
+              {"eta_s", rate > 0 ? static_cast<double>(total_ - done_) / rate : 0.0}};
     if (entry.contains("task")) line["task"] = entry["task"];
     if (entry.contains("error")) line["error"] = entry["error"];
     std::cout << SafeDump(line) << std::endl;

@@ -47,6 +47,11 @@ const OptionTable& CommonOptions() {
       {"memory_limit", OptionType::kString,
        "refuse runs estimated to need more: auto (80% of available memory on CPU), off, or a size "
        "like 8G", "auto", {}, {}, {}, false, "SIZE"},
+      {"batch_images", OptionType::kInt,
+       "images per pass for the techniques that run many at once (saliency, guided, deconvnet, "
+       "input-x-gradient, gradcam, gradcam++, xgradcam, layercam, hirescam), over the jobs that "
+       "differ only in their image; 0: as many as the memory budget allows, at most 16; 1: one at a time",
+       0, {}, 0.0, 4096.0, false, "N"},
       {"outlier_percent", OptionType::kFloat,
        "rendering: clip the top % of |attribution| mass (Captum's outlier_perc)", 2.0, {}, 0.0,
        50.0},

@@ -3,6 +3,8 @@
 #include "netlens/model/libtorch.h"
 
 #include <filesystem>
+#include <map>
+#include <thread>
 
 #include "netlens/core/errors.h"
 #include "netlens/core/log.h"
@@ -168,6 +170,141 @@ Json RunTransform(JobEnv& env) {
 }
 
 }  // namespace
+
+bool Batchable(const Job& job) {
+  if (!job.technique->batched || job.technique->kind != JobKind::kExplain || job.image.empty()) return false;
+  if (!job.params.IsSet("target")) return true;
+  const std::vector<std::string> specs = job.params.Strs("target");
+  if (specs.size() != 1) return false;
+  const std::string spec = ToLower(Trim(specs[0]));
+  return spec == "top1" || !StartsWith(spec, "top");
+}
+
+std::string BatchKey(const Job& job) {
+  Json options = job.params.Resolved();
+  for (const char* key : {"image", "out", "name", "log_level"}) options.erase(key);
+  return job.technique->name + "|" + SafeDump(options);
+}
+
+int64_t BatchImages(const Job& job, const Model& model) {
+  const int64_t asked = job.params.Int("batch_images");
+  if (asked > 0) return asked;
+  const MemoryBudget budget = ParseMemoryBudget(job.params.Str("memory_limit"), model.device());
+  int64_t n = 16;
+  const int64_t h = model.meta().height, w = model.meta().width;
+  while (n > 1 && budget.bytes > 0 && model.PassBytes(h, w, n, /*with_grad=*/true) > budget.bytes) n /= 2;
+  return n;
+}
+
+std::vector<BatchOutcome> RunExplainBatch(const std::vector<const Job*>& jobs, Model& model,
+                                          const std::string& out_dir, double load_ms) {
+  std::vector<BatchOutcome> out(jobs.size());
+  const Job& first = *jobs.front();
+  const Params& p = first.params;
+  const TechniqueInfo& technique = *first.technique;
+  std::vector<InputImage> inputs(jobs.size());
+  std::vector<double> image_ms(jobs.size(), 0);
+  // Images of one size run together (all of them unless --resize none keeps their own sizes).
+  std::map<std::vector<int64_t>, std::vector<size_t>> by_size;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    try {
+      JobEnv env{*jobs[i], model, out_dir, load_ms};
+      StageTimer timer;
+      inputs[i] = PrepareInput(jobs[i]->image, model, ParseResizePolicy(p.Str("resize")), LimitsOf(env));
+      image_ms[i] = timer.Stage("read and preprocess image");
+      by_size[inputs[i].tensor.sizes().vec()].push_back(i);
+    } catch (...) {
+      out[i].error = std::current_exception();
+    }
+  }
+  if (by_size.size() > 1)
+    Log().info("{}: the batch's images come in {} sizes (--resize none); one pass per size", technique.name,
+               by_size.size());
+  int64_t fixed = -1;  // -1: each image's own top class
+  try {
+    if (p.IsSet("target") && ToLower(Trim(p.Strs("target")[0])) != "top1") fixed = model.ClassIndex(p.Strs("target")[0]);
+  } catch (...) {  // an unknown class fails every job of the batch
+    for (auto& o : out)
+      if (!o.error) o.error = std::current_exception();
+    return out;
+  }
+  for (const auto& [size, rows] : by_size) {
+    std::vector<torch::Tensor> tensors;
+    for (size_t i : rows) tensors.push_back(inputs[i].tensor);
+    InputImage batch;
+    batch.tensor = torch::cat(tensors, 0);
+    batch.display = inputs[rows[0]].display;
+    const int64_t n = static_cast<int64_t>(rows.size());
+    TechniqueContext ctx{model, batch, fixed < 0 ? 0 : fixed, p};
+    ctx.targets = torch::full({n}, fixed, torch::kLong);
+    std::vector<Artifact> artifacts;
+    double compute_ms = 0;
+    try {
+      StageTimer tt;
+      artifacts = technique.run(ctx);
+      compute_ms = tt.Stage(technique.name + (n > 1 ? " (" + std::to_string(n) + " images in one pass)" : ""));
+      if (!ctx.logits.defined() || ctx.logits.size(0) != n)
+        throw InternalError(technique.name + " is declared batched but made no batched forward");
+    } catch (...) {
+      for (size_t i : rows) out[i].error = std::current_exception();
+      continue;
+    }
+    const torch::Tensor logits = ctx.logits.to(torch::kCPU, torch::kFloat64);
+    const torch::Tensor finite = torch::isfinite(logits).all(1);
+    const torch::Tensor probs = torch::softmax(logits, 1);
+    // Each image's files, the rows spread over the cores (encoding the pictures costs more than
+    // the batched pass on a small model).
+    const auto write_row = [&](int64_t r) {
+      const size_t i = rows[static_cast<size_t>(r)];
+      const Job& job = *jobs[i];
+      try {
+        if (!finite[r].item<bool>())
+          throw RuntimeError("the model's output for " + job.image + " is not finite (NaN or Inf in " +
+                             std::to_string(logits.size(1)) + " logits); nothing to explain");
+        const int64_t target = ctx.targets[r].item<int64_t>();
+        const Json predictions = Predictions(model, probs[r], 5);
+        Log().info("{}: top-1 {} ({}) p={:.3f}; target {} ({}), logit {:.4f}", job.image,
+                   predictions[0]["label"].get<std::string>(), predictions[0]["index"].get<int64_t>(),
+                   predictions[0]["probability"].get<double>(), model.Label(target), target,
+                   logits[r][target].item<double>());
+        std::vector<Artifact> mine = artifacts;
+        for (Artifact& a : mine)
+          if (a.tensor.defined() && a.tensor.dim() > 0 && a.tensor.size(0) == n) a.tensor = a.tensor.narrow(0, r, 1);
+        StageTimer tw;
+        const Json outputs = WriteArtifacts(mine, inputs[i], job.folder, fs::path(job.image).stem().string(), out_dir,
+                                            p.Float("outlier_percent"));
+        const double write_ms = tw.Stage("write outputs");
+        JobEnv env{job, model, out_dir, load_ms};
+        Json entry = BaseEntry(env, ctx);
+        entry.update(Json{
+            {"target", {{"index", target}, {"label", model.Label(target)}, {"score", logits[r][target].item<double>()},
+                        {"probability", probs[r][target].item<double>()}}},
+            {"predictions", predictions},
+            {"outputs", outputs},
+            {"batch", {{"images", n}, {"row", r}}},
+            // The pass is shared: each image is given its share of it; the prediction came from it.
+            {"timings_ms", {{"model", load_ms}, {"image", image_ms[i]}, {"predict", 0.0},
+                            {"compute", compute_ms / static_cast<double>(n)}, {"write", write_ms}}},
+        });
+        out[i].entries = Json::array({entry});
+      } catch (...) {
+        out[i].error = std::current_exception();
+      }
+    };
+    const int64_t threads = std::min<int64_t>(n, std::max<int64_t>(1, std::thread::hardware_concurrency()));
+    if (threads <= 1) {
+      for (int64_t r = 0; r < n; ++r) write_row(r);
+    } else {
+      std::vector<std::thread> pool;
+      for (int64_t t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+          for (int64_t r = t; r < n; r += threads) write_row(r);
+        });
+      for (auto& thread : pool) thread.join();
+    }
+  }
+  return out;
+}
 
 const std::vector<JobKindInfo>& JobKinds() {
   static const std::vector<JobKindInfo> kinds{

@@ -96,7 +96,7 @@ Json Runner::RunJob(const Job& job) {
 std::string Runner::RecordPath(const Job& job) const {
   // Options that do not change the outputs (log level, threads, names of folders) stay out.
   Json options = job.params.Resolved();
-  for (const char* key : {"log_level", "threads", "out", "name", "report"}) options.erase(key);
+  for (const char* key : {"log_level", "threads", "out", "name", "report", "batch_images"}) options.erase(key);
   const std::string key = job.technique->name + "|" + job.image + "|" + SafeDump(options);
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016zx", std::hash<std::string>{}(key));
@@ -147,49 +147,142 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
   Progress progress(options_.progress, jobs.size());
   const auto start = std::chrono::steady_clock::now();
   RunSummary summary;
-  for (const Job* job : jobs) {
-    const auto job_start = std::chrono::steady_clock::now();
+  // A failed job's entry, logged and counted; with `rethrow_single` and a single job, the error
+  // propagates (so that the exit code says which kind).
+  const auto failed = [&](const Job& job, std::exception_ptr error) {
     Json entries = Json::array();
-    if (options_.skip_existing) {
-      Json done = CompletedEntries(*job);
-      if (!done.is_null()) {
-        for (auto& entry : done) entry["skipped"] = true;
-        entries = done;
-        ++summary.skipped;
-        Log().info("skip {} on {}: outputs complete", job->technique->name, job->image);
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      ++summary.failed;
+      const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
+      // LibTorch's failures inside a graph are many lines: the reason and the failing line of
+      // the model's code (the whole message at debug level).
+      const std::string what = usage ? std::string(e.what()) : TorchErrorSummary(e);
+      if (!usage) Log().debug("{}", e.what());
+      entries.push_back({{"status", "failed"}, {"technique", job.technique->name},
+                         {"image", job.image}, {"task", job.where},
+                         {"error", what}, {"error_kind", usage ? "usage" : "runtime"}});
+      if (rethrow_single && all_jobs.size() == 1) {
+        manifest_["jobs"].push_back(entries[0]);
+        WriteManifest();
+        throw;
       }
+      Log().error("{}{}: {}", job.where.empty() ? "" : job.where + ": ", job.image, what);
     }
-    if (entries.empty()) {
-      try {
-        entries = RunJob(*job);
-        WriteFileAtomic(RecordPath(*job), SafeDump(entries) + "\n");
-        ++summary.ok;
-      } catch (const std::exception& e) {
-        ++summary.failed;
-        const bool usage = dynamic_cast<const UsageError*>(&e) != nullptr;
-        // LibTorch's failures inside a graph are many lines: the reason and the failing line of
-        // the model's code (the whole message at debug level).
-        const std::string what = usage ? std::string(e.what()) : TorchErrorSummary(e);
-        if (!usage) Log().debug("{}", e.what());
-        entries.push_back({{"status", "failed"}, {"technique", job->technique->name},
-                           {"image", job->image}, {"task", job->where},
-                           {"error", what}, {"error_kind", usage ? "usage" : "runtime"}});
-        if (rethrow_single && all_jobs.size() == 1) {
-          manifest_["jobs"].push_back(entries[0]);
-          WriteManifest();
-          throw;
-        }
-        Log().error("{}{}: {}", job->where.empty() ? "" : job->where + ": ", job->image, what);
-      }
-    }
+    return entries;
+  };
+  const auto finish = [&](const Job& job, Json entries, double ms) {
     for (const auto& entry : entries) manifest_["jobs"].push_back(entry);
+    progress.JobDone(entries[0], ms);
+    (void)job;
+  };
+  const auto completed = [&](const Job& job) -> Json {
+    if (!options_.skip_existing) return nullptr;
+    Json done = CompletedEntries(job);
+    if (done.is_null()) return nullptr;
+    for (auto& entry : done) entry["skipped"] = true;
+    ++summary.skipped;
+    Log().info("skip {} on {}: outputs complete", job.technique->name, job.image);
+    return done;
+  };
+  // The manifest is rewritten whole: at most once a second while jobs run (every job or batch
+  // rewrote it before, which made a 10,000-job run quadratic), and at the end. Each job's own
+  // completion record is written as it finishes (for --skip-existing).
+  auto last_write = std::chrono::steady_clock::now() - std::chrono::seconds(2);  // the first job writes it
+  const auto manifest_due = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_write < std::chrono::seconds(1)) return;
     WriteManifest();
-    progress.JobDone(entries[0], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job_start).count());
+    last_write = now;
+  };
+  for (size_t k = 0; k < jobs.size();) {
+    const Job* job = jobs[k];
+    const auto job_start = std::chrono::steady_clock::now();
+    Json done = completed(*job);
+    if (!done.is_null()) {
+      finish(*job, done, 0);
+      manifest_due();
+      ++k;
+      continue;
+    }
+    if (Batchable(*job)) {
+      // The jobs after this one that differ only in their image join its batch (those already
+      // complete are skipped on the way), up to the batch's size.
+      std::shared_ptr<Model> model;
+      StageTimer timer;
+      try {
+        SetLogLevel(job->params.Str("log_level"));
+        UseCpuThreads(job->params);
+        model = GetModel(job->params);
+      } catch (...) {
+        finish(*job, failed(*job, std::current_exception()), 0);
+        manifest_due();
+        ++k;
+        continue;
+      }
+      const double load_ms = timer.Stage("model ready");
+      const int64_t size = BatchImages(*job, *model);
+      const std::string key = BatchKey(*job);
+      std::vector<const Job*> batch{job};
+      size_t next = k + 1;
+      for (; next < jobs.size() && static_cast<int64_t>(batch.size()) < size; ++next) {
+        if (!Batchable(*jobs[next]) || BatchKey(*jobs[next]) != key) break;
+        Json skipped = completed(*jobs[next]);
+        if (!skipped.is_null()) {
+          finish(*jobs[next], skipped, 0);
+          continue;
+        }
+        batch.push_back(jobs[next]);
+      }
+      Log().info("job {}{} on {} image(s){}", job->where.empty() ? "" : job->where + ": ", job->technique->name,
+                 batch.size(), batch.size() > 1 ? " in one batch" : ": " + job->image);
+      const std::vector<BatchOutcome> outcomes = RunExplainBatch(batch, *model, out_dir_, load_ms);
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job_start).count() /
+          static_cast<double>(batch.size());
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Json entries = outcomes[i].entries;
+        if (outcomes[i].error) {
+          entries = failed(*batch[i], outcomes[i].error);
+        } else {
+          for (auto& entry : entries)
+            if (!batch[i]->where.empty()) entry["task"] = batch[i]->where;
+          WriteFileAtomic(RecordPath(*batch[i]), SafeDump(entries) + "\n");
+          ++summary.ok;
+        }
+        finish(*batch[i], entries, ms);
+      }
+      manifest_due();
+      k = next;
+      continue;
+    }
+    Json entries = Json::array();
+    try {
+      entries = RunJob(*job);
+      WriteFileAtomic(RecordPath(*job), SafeDump(entries) + "\n");
+      ++summary.ok;
+    } catch (...) {
+      entries = failed(*job, std::current_exception());
+    }
+    finish(*job, entries,
+           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job_start).count());
+    manifest_due();
+    ++k;
   }
   progress.Finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Where the time went, over the jobs run here: reading images, predictions, computing, writing
+  // (a batched pass counts once: each of its images carries its share).
+  Json stages = {{"model", 0.0}, {"image", 0.0}, {"predict", 0.0}, {"compute", 0.0}, {"write", 0.0}};
+  for (const auto& entry : manifest_["jobs"])
+    if (entry.contains("timings_ms") && !entry.value("skipped", false))
+      for (auto& [stage, total] : stages.items())
+        total = total.get<double>() + entry["timings_ms"].value(stage, 0.0) / 1000.0;
   manifest_["summary"] = {{"ok", summary.ok}, {"failed", summary.failed}, {"skipped", summary.skipped},
-                          {"seconds", seconds}};
+                          {"seconds", seconds},
+                          {"jobs_per_s", seconds > 0 ? static_cast<double>(summary.ok + summary.failed) / seconds : 0.0},
+                          {"stage_seconds", stages}};
   WriteManifest();
   Log().info("{} job(s): {} ok, {} failed, {} skipped; outputs in {}", jobs.size(), summary.ok,
              summary.failed, summary.skipped, out_dir_);

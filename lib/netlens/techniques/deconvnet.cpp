@@ -7,15 +7,14 @@
 namespace netlens {
 
 TechniqueInfo DeconvnetTechnique() {
-  return {"deconvnet", "deconvnet: gradient with ReLU backward replaced by relu(grad_out)", {},
+  return Batched({"deconvnet", "deconvnet: gradient with ReLU backward replaced by relu(grad_out)", {},
           [](TechniqueContext& ctx) {
-            Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {},
-                                          BackwardRule::kDeconvnet);
+            Gradients g = TargetGradients(ctx, {}, BackwardRule::kDeconvnet);
             ctx.metrics["activations"] = RectifierReport(ctx.model, BackwardRule::kDeconvnet);
             Artifact a{"deconvnet", g.input_grad};
             a.pos_neg = true;
             return std::vector<Artifact>{a};
-          }};
+          }});
 }
 
 }  // namespace netlens

@@ -9,8 +9,8 @@
 namespace netlens {
 
 TechniqueInfo GradCamTechnique() {
-  return {"gradcam", "Grad-CAM class activation maps at one or more layers", CamOptions(),
-          [](TechniqueContext& ctx) { return RunGradientCam(ctx, "gradcam", &GradCam); }};
+  return Batched({"gradcam", "Grad-CAM class activation maps at one or more layers", CamOptions(),
+          [](TechniqueContext& ctx) { return RunGradientCam(ctx, "gradcam", &GradCam); }});
 }
 
 }  // namespace netlens

@@ -6,7 +6,7 @@
 namespace netlens {
 
 TechniqueInfo GradCamPlusPlusTechnique() {
-  return {"gradcam++", "Grad-CAM++: CAM weighted by positive higher-order gradient terms",
+  return Batched({"gradcam++", "Grad-CAM++: CAM weighted by positive higher-order gradient terms",
           CamOptions(), [](TechniqueContext& ctx) {
             return RunGradientCam(ctx, "gradcam++", [](const torch::Tensor& A, const torch::Tensor& g) {
               const torch::Tensor g2 = g * g, g3 = g2 * g;
@@ -16,7 +16,7 @@ TechniqueInfo GradCamPlusPlusTechnique() {
               const torch::Tensor w = (g.clamp_min(0) * aij).sum({2, 3}, true);
               return (w * A).sum(1, true);
             });
-          }};
+          }});
 }
 
 }  // namespace netlens

@@ -8,15 +8,14 @@
 namespace netlens {
 
 TechniqueInfo GuidedTechnique() {
-  return {"guided", "guided backpropagation: gradient with positive-only ReLU backward", {},
+  return Batched({"guided", "guided backpropagation: gradient with positive-only ReLU backward", {},
           [](TechniqueContext& ctx) {
-            Gradients g =
-                TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {}, BackwardRule::kGuided);
+            Gradients g = TargetGradients(ctx, {}, BackwardRule::kGuided);
             ctx.metrics["activations"] = RectifierReport(ctx.model, BackwardRule::kGuided);
             Artifact a{"guided", g.input_grad};
             a.pos_neg = true;
             return std::vector<Artifact>{a};
-          }};
+          }});
 }
 
 }  // namespace netlens

@@ -4,12 +4,12 @@
 namespace netlens {
 
 TechniqueInfo HiResCamTechnique() {
-  return {"hirescam", "HiResCAM: activations times gradients, elementwise", CamOptions(),
+  return Batched({"hirescam", "HiResCAM: activations times gradients, elementwise", CamOptions(),
           [](TechniqueContext& ctx) {
             return RunGradientCam(ctx, "hirescam", [](const torch::Tensor& A, const torch::Tensor& g) {
               return (g * A).sum(1, true);
             });
-          }};
+          }});
 }
 
 }  // namespace netlens

@@ -5,11 +5,11 @@
 namespace netlens {
 
 TechniqueInfo InputXGradientTechnique() {
-  return {"input-x-gradient", "input times gradient of the target logit", {},
+  return Batched({"input-x-gradient", "input times gradient of the target logit", {},
           [](TechniqueContext& ctx) {
-            Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {});
+            Gradients g = TargetGradients(ctx, {});
             return std::vector<Artifact>{{"input_x_gradient", ctx.input.tensor * g.input_grad}};
-          }};
+          }});
 }
 
 }  // namespace netlens

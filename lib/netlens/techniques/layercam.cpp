@@ -4,12 +4,12 @@
 namespace netlens {
 
 TechniqueInfo LayerCamTechnique() {
-  return {"layercam", "Layer-CAM: activations weighted elementwise by positive gradients",
+  return Batched({"layercam", "Layer-CAM: activations weighted elementwise by positive gradients",
           CamOptions(), [](TechniqueContext& ctx) {
             return RunGradientCam(ctx, "layercam", [](const torch::Tensor& A, const torch::Tensor& g) {
               return (g.clamp_min(0) * A).sum(1, true);
             });
-          }};
+          }});
 }
 
 }  // namespace netlens

@@ -6,11 +6,11 @@
 namespace netlens {
 
 TechniqueInfo SaliencyTechnique() {
-  return {"saliency", "vanilla gradient of the target logit with respect to the input", {},
+  return Batched({"saliency", "vanilla gradient of the target logit with respect to the input", {},
           [](TechniqueContext& ctx) {
-            Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, {});
+            Gradients g = TargetGradients(ctx, {});
             return std::vector<Artifact>{{"saliency", g.input_grad}};
-          }};
+          }});
 }
 
 }  // namespace netlens

@@ -4,13 +4,13 @@
 namespace netlens {
 
 TechniqueInfo XGradCamTechnique() {
-  return {"xgradcam", "XGrad-CAM: gradients weighted by normalized activations", CamOptions(),
+  return Batched({"xgradcam", "XGrad-CAM: gradients weighted by normalized activations", CamOptions(),
           [](TechniqueContext& ctx) {
             return RunGradientCam(ctx, "xgradcam", [](const torch::Tensor& A, const torch::Tensor& g) {
               const torch::Tensor w = (g * A / (A.sum({2, 3}, true) + 1e-7)).sum({2, 3}, true);
               return (w * A).sum(1, true);
             });
-          }};
+          }});
 }
 
 }  // namespace netlens
