@@ -172,10 +172,9 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
     }
     return entries;
   };
-  const auto finish = [&](const Job& job, Json entries, double ms) {
+  const auto finish = [&](const Json& entries, double ms) {
     for (const auto& entry : entries) manifest_["jobs"].push_back(entry);
     progress.JobDone(entries[0], ms);
-    (void)job;
   };
   const auto completed = [&](const Job& job) -> Json {
     if (!options_.skip_existing) return nullptr;
@@ -201,7 +200,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
     const auto job_start = std::chrono::steady_clock::now();
     Json done = completed(*job);
     if (!done.is_null()) {
-      finish(*job, done, 0);
+      finish(done, 0);
       manifest_due();
       ++k;
       continue;
@@ -216,7 +215,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
         UseCpuThreads(job->params);
         model = GetModel(job->params);
       } catch (...) {
-        finish(*job, failed(*job, std::current_exception()), 0);
+        finish(failed(*job, std::current_exception()), 0);
         manifest_due();
         ++k;
         continue;
@@ -230,7 +229,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
         if (!Batchable(*jobs[next]) || BatchKey(*jobs[next]) != key) break;
         Json skipped = completed(*jobs[next]);
         if (!skipped.is_null()) {
-          finish(*jobs[next], skipped, 0);
+          finish(skipped, 0);
           continue;
         }
         batch.push_back(jobs[next]);
@@ -251,7 +250,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
           WriteFileAtomic(RecordPath(*batch[i]), SafeDump(entries) + "\n");
           ++summary.ok;
         }
-        finish(*batch[i], entries, ms);
+        finish(entries, ms);
       }
       manifest_due();
       k = next;
@@ -265,7 +264,7 @@ RunSummary Runner::RunAll(const std::vector<Job>& all_jobs, bool rethrow_single)
     } catch (...) {
       entries = failed(*job, std::current_exception());
     }
-    finish(*job, entries,
+    finish(entries,
            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job_start).count());
     manifest_due();
     ++k;
