@@ -72,9 +72,7 @@ std::vector<Artifact> RunGradientCam(TechniqueContext& ctx, const std::string& n
     // target. In ViT only the class token reaches the head from the last block's output, its MLP
     // and its second norm (their patch gradients are zero); the block's first norm feeds the
     // class token's attention, so its patch gradients are not (pytorch-grad-cam's advice for ViT).
-    size_t pick = candidates.size() - 1;
-    while (pick > 0 && !reaches(pick)) --pick;
-    LogTransformerDefault(name, layers[pick], pick + 1 < candidates.size());
+    const size_t pick = PickTransformerDefault(name, candidates, reaches);
     LayerLayout(ctx, name, layers[pick], g.activations[pick]);  // logged and recorded for the one explained
     return Assemble(ctx, name, {layers[pick]}, {fn(spatial_a[pick], spatial_g[pick])});
   }

@@ -228,20 +228,20 @@ std::string TransformerDefaultLayer(TechniqueContext& ctx, const std::string& te
   if (candidates.empty()) return "";
   const Gradients g = TargetGradients(ctx.model, ctx.input.tensor, ctx.target, candidates, BackwardRule::kVanilla,
                                       /*input_grad=*/false);
-  size_t pick = candidates.size() - 1;
-  const auto reaches = [&](size_t i) {
+  return candidates[PickTransformerDefault(technique, candidates, [&](size_t i) {
     return ToSpatial(g.layer_grads[i], LayerLayout(ctx, technique, candidates[i], g.activations[i], /*quiet=*/true))
                .abs().max().item<double>() > 0;
-  };
-  while (pick > 0 && !reaches(pick)) --pick;
-  LogTransformerDefault(technique, candidates[pick], pick + 1 < candidates.size());
-  return candidates[pick];
+  })];
 }
 
-void LogTransformerDefault(const std::string& technique, const std::string& layer, bool deeper_pass_prefix_only) {
+size_t PickTransformerDefault(const std::string& technique, const std::vector<std::string>& candidates,
+                              const std::function<bool(size_t)>& reaches) {
+  size_t pick = candidates.size() - 1;
+  while (pick > 0 && !reaches(pick)) --pick;
   Log().info("{}: no --layer given; the model is a transformer (normalizations after its last "
              "convolution): {} is the deepest whose patch positions reach the target{}",
-             technique, layer, deeper_pass_prefix_only ? " (deeper ones pass only the prefix tokens)" : "");
+             technique, candidates[pick], pick + 1 < candidates.size() ? " (deeper ones pass only the prefix tokens)" : "");
+  return pick;
 }
 
 std::string ResolveLayerOrTransformerDefault(TechniqueContext& ctx, const std::string& technique) {

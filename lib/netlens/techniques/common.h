@@ -89,7 +89,10 @@ std::vector<std::string> TransformerCamCandidates(Model& model);
 // gradient (in ViT, the last block's first norm: deeper layers pass only the class token to the
 // head), from one forward and backward pass over all of them, logged; "" for any other model.
 std::string TransformerDefaultLayer(TechniqueContext& ctx, const std::string& technique);
-void LogTransformerDefault(const std::string& technique, const std::string& layer, bool deeper_pass_prefix_only);
+// The index of the deepest of `candidates` for which reaches(i) holds (its patch positions get the
+// target's gradient; the first when none does), logged as the transformer's default layer.
+size_t PickTransformerDefault(const std::string& technique, const std::vector<std::string>& candidates,
+                              const std::function<bool(size_t)>& reaches);
 
 // The option `layer` (a single layer) resolved, or, when it is left at its default on a
 // transformer, TransformerDefaultLayer.
