@@ -224,6 +224,22 @@ TEST_P(Transformers, LayerAttributionReadsTokensAsTheirGrid) {
   const torch::Tensor dudx = torch::autograd::grad({u}, {xu})[0];
   EXPECT_TRUE(test::AllClose(unit.artifacts[0].tensor, ProbeInput() * dfdu * dudx, 1e-12, 1e-12));
   EXPECT_EQ(unit.metrics["layer_layouts"][block], "tokens(1+8x8)");
+  // --token-layout on the layer techniques: a layout the shape fits is taken, one it does not fit
+  // is refused naming the option.
+  for (const std::string technique : {"layer-gradient", "layer-conductance", "internal-influence", "neuron-conductance"}) {
+    Json options = {{"layer", block}};
+    if (technique != "layer-gradient") options["steps"] = 2;
+    options["token_layout"] = "tokens:1";
+    const CamRun given = RunOn(*model, technique, options);
+    EXPECT_EQ(given.metrics["layer_layouts"][block], "tokens(1+8x8)") << technique;
+    try {
+      options["token_layout"] = "nchw";
+      RunOn(*model, technique, options);
+      ADD_FAILURE() << technique << " read a token layer as nchw";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--token-layout"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // tools/check_attention_transformers.py: rollout and Chefer et al.'s attribution in plain PyTorch
